@@ -1,0 +1,30 @@
+# The two quick-start commands (`make demo`, `make test`) create .venv themselves.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25.1"
+	$(PY) -m pip install -q -e . --group dev
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/costhill demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m pip install -q --group bench
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,51 @@
+"""The ``costhill`` command: a thin layer over the library, one module per command group.
+
+Heavy imports (JAX, Optax, matplotlib) happen inside the commands, so ``costhill --help`` is
+instant.
+Every ``CosthillError`` becomes one ``Error: ...`` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import CosthillError
+
+
+class CosthillGroup(click.Group):
+    """A click group that reports costhill's errors as one clear line with exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CosthillError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=CosthillGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="costhill")
+def cli() -> None:
+    """costhill: where to start on the cost hill (initializer), and how to walk down it
+    (optimizer; full-batch, mini-batch or stochastic descent), measured on Fashion-MNIST.
+
+    \b
+    Example:
+        costhill train --preset seed          # the article's run
+        costhill runs                         # what the store holds
+        costhill plot 1 --out costs.png       # its cost curve
+    """
+
+
+def _register() -> None:
+    from . import catalog, data, runs, train
+
+    for module in (train, runs, data, catalog):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()

@@ -1,0 +1,169 @@
+"""A run's full configuration, as one frozen dataclass; presets are small TOML files that say why.
+
+Unknown keys fail loudly (a typo must never silently train the default), and the whole config is
+stored with every run. ``costhill train --preset seed --epochs 3`` shows the layering: defaults,
+then the preset, then flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .specs import Scalar
+
+BatchSize = int | Literal["full"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers (the data's location does not; its identity does).
+
+    Examples:
+      >>> cfg = RunConfig(optimizer="sgd", lr=0.1, batch_size=1)
+      >>> cfg.regime(50_000)
+      'stochastic'
+    """
+
+    dataset: str = "fashion-mnist"
+    validation: int | None = None  # None: the dataset's default hold-out
+    split_seed: int = 0
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (200, 100, 30)
+    activation: str = "relu"
+    init: str = "glorot_uniform"
+    bias_init: str = "zeros"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    opt: tuple[tuple[str, Scalar], ...] = field(default=())
+    schedule: str = "constant"
+    batch_size: BatchSize = 64
+    drop_last: bool = False
+    epochs: int = 10
+    seed: int = 0
+    target_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+
+    def regime(self, num_train: int) -> str:
+        """``full-batch``, ``stochastic`` or ``mini-batch``: the article's three ways down."""
+        size = self.effective_batch_size(num_train)
+        if size >= num_train:
+            return "full-batch"
+        return "stochastic" if size == 1 else "mini-batch"
+
+    def effective_batch_size(self, num_train: int) -> int:
+        if self.batch_size == "full":
+            return num_train
+        return min(int(self.batch_size), num_train)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["opt"] = dict(self.opt)
+        return d
+
+    def config_hash(self) -> str:
+        """A digest that is the same for equal configs, whatever the order of keys."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return from_dict({**self.to_dict(), **changes}, source="override")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def _check_types(cfg: RunConfig) -> None:
+    def bad(key: str, expected: str) -> ConfigError:
+        return ConfigError(f"{key} = {getattr(cfg, key)!r}: expected {expected}")
+
+    for key in ("split_seed", "epochs", "seed"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(key, "a non-negative integer")
+    if cfg.epochs < 1:
+        raise bad("epochs", "at least 1")
+    if cfg.validation is not None and (
+        isinstance(cfg.validation, bool)
+        or not isinstance(cfg.validation, int)
+        or cfg.validation < 0
+    ):
+        raise bad("validation", "a non-negative integer")
+    if isinstance(cfg.lr, bool) or not isinstance(cfg.lr, int | float) or not cfg.lr > 0:
+        raise bad("lr", "a positive number")
+    bs = cfg.batch_size
+    if bs != "full" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise bad("batch_size", "a positive integer or 'full'")
+    if cfg.target_accuracy is not None and not (
+        isinstance(cfg.target_accuracy, int | float) and 0 < cfg.target_accuracy <= 1
+    ):
+        raise bad("target_accuracy", "a number in (0, 1]")
+    for key in ("dataset", "model", "activation", "init", "bias_init", "optimizer", "schedule"):
+        if not isinstance(getattr(cfg, key), str):
+            raise bad(key, "a string")
+    if not isinstance(cfg.drop_last, bool):
+        raise bad("drop_last", "true or false")
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):
+        raise bad("hidden", "a list of positive integers")
+
+
+def from_dict(values: Mapping[str, Any], *, source: str) -> RunConfig:
+    """A ``RunConfig`` from plain data; unknown keys and bad values name ``source``."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELDS)}"
+        )
+    kwargs = dict(values)
+    if "hidden" in kwargs:
+        hidden = kwargs["hidden"]
+        if isinstance(hidden, str):
+            try:
+                hidden = [int(h) for h in hidden.split(",") if h.strip()]
+            except ValueError:
+                msg = f"{source}: hidden {hidden!r}: expected widths like 200,100,30"
+                raise ConfigError(msg) from None
+        if not isinstance(hidden, list | tuple):
+            raise ConfigError(f"{source}: hidden {hidden!r}: expected a list of widths")
+        kwargs["hidden"] = tuple(hidden)
+    if "opt" in kwargs:
+        opt = kwargs["opt"]
+        if not isinstance(opt, Mapping):
+            opt = dict(opt)
+        kwargs["opt"] = tuple(sorted(opt.items()))
+    if isinstance(kwargs.get("lr"), int) and not isinstance(kwargs.get("lr"), bool):
+        kwargs["lr"] = float(kwargs["lr"])
+    try:
+        return RunConfig(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("costhill") / "presets"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The settings of bundled preset ``name`` (checked against ``RunConfig``'s keys)."""
+    path = resources.files("costhill") / "presets" / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"--preset {name!r}: unknown preset; known: {', '.join(preset_names())}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"preset {name}: {err}") from None
+    from_dict(values, source=f"preset {name}")  # fail now, not after training has started
+    return values

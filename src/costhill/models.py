@@ -1,0 +1,160 @@
+"""The classifiers: ``mlp`` (the article's 784-200-100-30-10), ``logreg`` and ``cnn`` (fmnist_2c2d).
+
+A model is a pair of pure functions, like an optax optimizer: ``init(key=...)`` builds the parameter
+pytree and ``apply(params, image)`` maps *one* 28x28 image to 10 logits. Batches are handled by
+``jax.vmap`` outside (as equinox's layers are), which XLA turns into ordinary matrix products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._types import Key, Params
+from .errors import ConfigError
+from .initializers import Init
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "gelu": jax.nn.gelu,
+}
+MODELS = ("mlp", "logreg", "cnn")
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Model:
+    """A classifier as two pure functions, and the FLOPs of one example's forward pass."""
+
+    name: str
+    init: Callable[..., Params]
+    apply: Callable[[Params, Float[Array, "28 28"]], Float[Array, 10]]
+    forward_flops: int
+
+
+def _dense_params(
+    key: Key, sizes: Sequence[int], kernel_init: Init, bias_init: Init, *, prefix: str = "dense"
+) -> Params:
+    keys = jax.random.split(key, len(sizes) - 1)
+    params = {}
+    for i, (key_i, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
+        params[f"{prefix}_{i}"] = _layer(key_i, (n_in, n_out), kernel_init, bias_init)
+    return params
+
+
+def _layer(key: Key, kernel_shape: tuple[int, ...], kernel_init: Init, bias_init: Init) -> Params:
+    kernel_key, bias_key = jax.random.split(key)
+    return {
+        "kernel": kernel_init(kernel_key, kernel_shape, jnp.float32),
+        "bias": bias_init(bias_key, (kernel_shape[-1],), jnp.float32),
+    }
+
+
+def _dense_stack(
+    params: Params, x: Float[Array, " features"], n_layers: int, act: Callable[[Array], Array]
+) -> Float[Array, 10]:
+    for i in range(n_layers):
+        layer = params[f"dense_{i}"]
+        x = x @ layer["kernel"] + layer["bias"]
+        if i < n_layers - 1:
+            x = act(x)
+    return x
+
+
+def mlp(hidden: Sequence[int] = (200, 100, 30), activation: str = "relu") -> Model:
+    """A fully connected classifier 784 -> hidden... -> 10.
+
+    Examples:
+      >>> import jax
+      >>> from costhill.initializers import make_initializer
+      >>> model = mlp((200, 100, 30))
+      >>> params = model.init(key=jax.random.key(0), kernel_init=make_initializer("glorot_uniform"),
+      ...                     bias_init=make_initializer("zeros"))
+      >>> model.apply(params, jax.numpy.zeros((28, 28))).shape
+      (10,)
+    """
+    if activation not in ACTIVATIONS:
+        known = ", ".join(ACTIVATIONS)
+        raise ConfigError(f"--activation {activation!r}: unknown; known: {known}")
+    if any(h <= 0 for h in hidden):
+        raise ConfigError(f"--hidden {','.join(map(str, hidden))}: every width must be positive")
+    sizes = (IMAGE_SHAPE[0] * IMAGE_SHAPE[1], *hidden, NUM_CLASSES)
+    act = ACTIVATIONS[activation]
+
+    def init(*, key: Key, kernel_init: Init, bias_init: Init) -> Params:
+        return _dense_params(key, sizes, kernel_init, bias_init)
+
+    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, 10]:
+        return _dense_stack(params, image.reshape(-1), len(sizes) - 1, act)
+
+    flops = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return Model("mlp", init, apply, flops)
+
+
+def logreg() -> Model:
+    """Multinomial logistic regression: one dense layer 784 -> 10."""
+    model = mlp(hidden=(), activation="relu")
+    return Model("logreg", model.init, model.apply, model.forward_flops)
+
+
+def _conv(x: Array, kernel: Array, bias: Array) -> Array:
+    out = jax.lax.conv_general_dilated(
+        x[None],
+        kernel,
+        window_strides=(1, 1),
+        padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )[0]
+    return out + bias
+
+
+def _max_pool(x: Array) -> Array:
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (2, 2, 1), (2, 2, 1), "VALID")
+
+
+def cnn() -> Model:
+    """fmnist_2c2d, the TensorFlow tutorial's net: conv 32 5x5 + ReLU, max-pool 2, conv 64 5x5 +
+    ReLU, max-pool 2, dense 1024 + ReLU, dense 10 (as in DeepOBS)."""
+    dense_sizes = (7 * 7 * 64, 1024, NUM_CLASSES)
+
+    def init(*, key: Key, kernel_init: Init, bias_init: Init) -> Params:
+        k1, k2, k3 = jax.random.split(key, 3)
+        params = _dense_params(k3, dense_sizes, kernel_init, bias_init)
+        for name, k, shape in (("conv_0", k1, (5, 5, 1, 32)), ("conv_1", k2, (5, 5, 32, 64))):
+            params[name] = _layer(k, shape, kernel_init, bias_init)
+        return params
+
+    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, 10]:
+        x = image[:, :, None]
+        for name in ("conv_0", "conv_1"):
+            x = _max_pool(jax.nn.relu(_conv(x, params[name]["kernel"], params[name]["bias"])))
+        return _dense_stack(params, x.reshape(-1), 2, jax.nn.relu)
+
+    conv_flops = 2 * 28 * 28 * 25 * 1 * 32 + 2 * 14 * 14 * 25 * 32 * 64
+    dense_flops = sum(2 * a * b for a, b in zip(dense_sizes[:-1], dense_sizes[1:], strict=True))
+    return Model("cnn", init, apply, conv_flops + dense_flops)
+
+
+def make_model(name: str, *, hidden: Sequence[int] = (200, 100, 30), activation: str = "relu"):
+    """The model called ``name``, with the MLP's shape options."""
+    if name == "mlp":
+        return mlp(hidden, activation)
+    if name == "logreg":
+        return logreg()
+    if name == "cnn":
+        return cnn()
+    raise ConfigError(f"--model {name!r}: unknown model; known: {', '.join(MODELS)}")
+
+
+def batched_logits(
+    model: Model, params: Params, images: Float[Array, "batch 28 28"]
+) -> Float[Array, "batch 10"]:
+    """Logits of a batch: ``model.apply`` mapped over the leading axis."""
+    return jax.vmap(model.apply, in_axes=(None, 0))(params, images)
