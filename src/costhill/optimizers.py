@@ -36,7 +36,7 @@ class OptimizerEntry:
 _GRADIENT_ONLY = (
     "sgd adagrad rmsprop adam adamw nadam nadamw adamax adamaxw amsgrad adabelief adadelta "
     "adafactor adan lion lamb lars novograd radam rprop sm3 yogi fromage noisy_sgd sign_sgd "
-    "optimistic_gradient_descent optimistic_adam"
+    "optimistic_gradient_descent optimistic_adam_v2"
 ).split()
 
 OPTIMIZERS: dict[str, OptimizerEntry] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ._console import make_console
+
 
 @click.command()
 def optimizers() -> None:
@@ -14,7 +16,6 @@ def optimizers() -> None:
         costhill optimizers
         costhill train --optimizer rmsprop --lr 1e-3 --opt decay=0.95
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ..optimizers import OPTIMIZERS, SCHEDULES, hyperparameters
@@ -26,7 +27,7 @@ def optimizers() -> None:
         params = ", ".join(f"{k}={v}" for k, v in hyperparameters(name).items())
         note = OPTIMIZERS[name].summary
         table.add_row(name, params + (f"  [dim]({note})[/]" if note else ""))
-    console = Console()
+    console = make_console()
     console.print(table)
     schedules = Table(title="schedules (--schedule NAME:KEY=VALUE; lengths in epochs)")
     schedules.add_column("name")
@@ -45,7 +46,6 @@ def initializers() -> None:
         costhill initializers
         costhill train --init normal:stddev=1.0 --bias-init constant:value=0.1
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ..initializers import ALIASES, INITIALIZERS, NEEDS_MATRIX, options_of
@@ -59,7 +59,7 @@ def initializers() -> None:
         )
         aliases = ", ".join(a for a, target in ALIASES.items() if target == name)
         table.add_row(name, options or "—", aliases, "no" if name in NEEDS_MATRIX else "yes")
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ._console import make_console
+
 DATASETS = ["fashion-mnist", "mnist", "fashion-mnist-sample"]
 
 
@@ -27,12 +29,11 @@ def data(ctx: click.Context, dataset: str, data_dir: str | None) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
 
     from ..data import dataset_info, load
 
     ds = load(dataset, data_dir=data_dir, download=False)
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{dataset}[/]: {ds.source}")
     console.print(f"verified: {ds.verified}")
     console.print(

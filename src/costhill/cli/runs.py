@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError, StoreError
+from ._console import make_console
 from .train import DATA_OPTION, STORE_OPTION
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ def runs_command(store_path: str, status: str | None, last: int | None, as_json:
         costhill runs --last 10
         costhill runs --status diverged --json
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ..store import Store
@@ -89,7 +89,7 @@ def runs_command(store_path: str, status: str | None, last: int | None, as_json:
             _fmt(r["val_accuracy"]),
             _fmt(r["test_accuracy"]),
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command()
@@ -103,7 +103,6 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
     Example:
         costhill show 1
     """
-    from rich.console import Console
     from rich.table import Table
 
     run = _load(store_path, run_id, with_params=False)
@@ -122,7 +121,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
             )
         )
         return
-    console = Console()
+    console = make_console()
     console.print(f"[bold]run {run.run_id}[/] · {run.status} · created {run.created_at}")
     console.print("config: " + json.dumps(run.config.to_dict()))
     console.print("data: " + json.dumps(run.data))
@@ -222,7 +221,6 @@ def show_predictions(
     """Name the class of test images (or of ``image``) with the run's final parameters."""
     import jax
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
 
     from ..data import dataset_info, load
@@ -259,7 +257,7 @@ def show_predictions(
             "—" if label is None else names[int(label)],
             verdict,
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 def _read_image(path: str, invert: bool) -> Any:

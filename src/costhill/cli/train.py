@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError
+from ._console import make_console
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -70,7 +71,6 @@ def run_and_store(
     config: RunConfig, *, store_path: str, data_dir: str | None, quiet: bool = False
 ) -> Run:
     """Train ``config`` with a progress bar on stderr, writing each epoch to the store."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..data import load
@@ -78,7 +78,7 @@ def run_and_store(
     from ..training import check, train
 
     check(config)
-    console = Console(stderr=True, quiet=quiet)
+    console = make_console(stderr=True, quiet=quiet)
     with console.status("loading data"):
         data = load(
             config.dataset,
@@ -141,7 +141,6 @@ def run_and_store(
 
 
 def print_summary(run: Run, *, as_json: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     summary = run.summary()
@@ -177,7 +176,7 @@ def print_summary(run: Run, *, as_json: bool) -> None:
         )
     for key, value in rows:
         table.add_row(key, value)
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command()
@@ -267,13 +266,12 @@ def demo(epochs: int | None, data_dir: str | None, store_path: str, out: str) ->
         costhill demo
         costhill demo --epochs 20 --out demo.png
     """
-    from rich.console import Console
 
     from ..data import full_data_available
     from ..plots import plot_costs
     from .runs import show_predictions
 
-    console = Console()
+    console = make_console()
     flags: dict[str, Any] = {"epochs": epochs}
     if full_data_available(data_dir):
         console.print("[bold]costhill demo[/]: the article's seed run on the full Fashion-MNIST")
