@@ -20,8 +20,8 @@ from costhill.training import epoch_batches
 )
 def test_an_epoch_visits_every_example_once(num_examples, batch_size, seed):
     batch_size = min(batch_size, num_examples)
-    head, tail = epoch_batches(num_examples, batch_size, key=jax.random.key(seed))
-    head, tail = np.asarray(head), np.asarray(tail)
+    head_indices, tail_indices = epoch_batches(num_examples, batch_size, key=jax.random.key(seed))
+    head, tail = np.asarray(head_indices), np.asarray(tail_indices)
     seen = np.concatenate([head.reshape(-1), tail])
     assert sorted(seen.tolist()) == list(range(num_examples))
     batches = head.shape[0] + (1 if tail.size else 0)

@@ -16,8 +16,9 @@ import pytest
 from costhill import data
 from costhill.errors import DataError
 
-SAMPLE_DIR = data.DATASETS["fashion-mnist-sample"].shipped_dir
-assert SAMPLE_DIR is not None
+_SHIPPED = data.DATASETS["fashion-mnist-sample"].shipped_dir
+assert _SHIPPED is not None
+SAMPLE_DIR: Path = _SHIPPED
 
 
 def _rewrite(path: Path, transform) -> None:

@@ -115,6 +115,7 @@ def test_oracle_one_full_batch_sgd_step_matches_a_hand_computation(sample):
         epochs=1,
     )
     run = train(cfg, data=sample)
+    assert run.params is not None
     x = sample.train.images.reshape(len(sample.train), -1).astype(np.float64)
     onehot = np.eye(10)[sample.train.labels]
     grad_w = x.T @ (0.1 - onehot) / len(x)

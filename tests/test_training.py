@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from costhill import RunConfig, train
 from costhill import training as training_module
 from costhill.errors import ConfigError
 
-BASE = dict(dataset="fashion-mnist-sample", validation=300)
+BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_divergence_stops_the_run_at_the_step(sample):
 def test_target_accuracy_records_epoch_step_and_seconds(sample):
     run = train(RunConfig(**BASE, epochs=4, batch_size=32, target_accuracy=0.5), data=sample)
     assert run.target is not None and run.target.split == "validation"
-    reached = next(e for e in run.epochs if e.val_accuracy >= 0.5)
+    reached = next(e for e in run.epochs if (e.val_accuracy or 0.0) >= 0.5)
     assert (run.target.epoch, run.target.step) == (reached.epoch, reached.steps)
     assert 0 < run.target.seconds <= run.train_seconds
     never = train(RunConfig(**BASE, epochs=1, batch_size=32, target_accuracy=0.999), data=sample)
@@ -70,6 +71,7 @@ def test_same_config_and_seed_give_the_same_numbers(sample):
     cfg = RunConfig(**BASE, epochs=2, batch_size=50, seed=7)
     a, b = train(cfg, data=sample), train(cfg, data=sample)
     assert np.array_equal(a.all_step_costs(), b.all_step_costs())
+    assert a.params is not None and b.params is not None
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
     c = train(cfg.replace(seed=8), data=sample)
     assert not np.array_equal(a.all_step_costs(), c.all_step_costs())
@@ -84,24 +86,18 @@ def test_a_second_run_of_the_same_shape_compiles_nothing(sample):
     assert run.compile_seconds == 0.0
 
 
-def test_data_order_depends_on_the_seed_not_the_init(sample):
-    # The first step's cost from a zeros init is ln(10) whatever the batch; from two inits with
-    # the same seed, the batches are the same, so the costs of a one-step-per-epoch run agree
-    # after the same number of identical steps only if data order matched. Check it directly:
-    import jax
-
-    from costhill.training import epoch_batches
-
-    key = jax.random.fold_in(jax.random.split(jax.random.key(5))[1], 1)
-    head, _ = epoch_batches(1700, 100, key=key)
-    assert head.shape == (17, 100)
-
-
-@pytest.mark.parametrize("model", ["mlp", "logreg", "cnn"])
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize(
+    "model,activation",
+    [
+        ("mlp", "relu"),
+        ("mlp", "tanh"),
+        ("mlp", "sigmoid"),
+        ("mlp", "gelu"),
+        ("logreg", "relu"),
+        ("cnn", "relu"),
+    ],
+)
 def test_models_train(sample, model, activation):
-    if model != "mlp" and activation != "relu":
-        pytest.skip("only the MLP takes an activation")
     cfg = RunConfig(
         **BASE, model=model, activation=activation, epochs=1, batch_size=100, hidden=(32, 16)
     )

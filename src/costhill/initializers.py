@@ -106,7 +106,8 @@ def parse_init(spec: str, *, what: str = "--init") -> InitSpec:
     missing = [k for k, default in valid.items() if default is None and k not in options]
     if missing:
         raise ConfigError(f"{what} {spec!r}: {name} needs {', '.join(missing)}=VALUE")
-    return InitSpec(name, tuple(sorted((k, float(v)) for k, v in options.items())))
+    numbers = {k: float(v) for k, v in options.items() if v is not None}
+    return InitSpec(name, tuple(sorted(numbers.items())))
 
 
 def make_initializer(spec: InitSpec | str, *, for_bias: bool = False) -> Init:

@@ -35,8 +35,10 @@ class Model:
 
     name: str
     init: Callable[..., Params]
-    apply: Callable[[Params, Float[Array, "28 28"]], Float[Array, 10]]
+    apply: Callable[[Params, Float[Array, "28 28"]], Float[Array, "10"]]
     forward_flops: int
+    # Examples per evaluation chunk: bounds activation memory (the CNN's patches are large).
+    eval_chunk: int = 1000
 
 
 def _dense_params(
@@ -59,7 +61,7 @@ def _layer(key: Key, kernel_shape: tuple[int, ...], kernel_init: Init, bias_init
 
 def _dense_stack(
     params: Params, x: Float[Array, " features"], n_layers: int, act: Callable[[Array], Array]
-) -> Float[Array, 10]:
+) -> Float[Array, "10"]:
     for i in range(n_layers):
         layer = params[f"dense_{i}"]
         x = x @ layer["kernel"] + layer["bias"]
@@ -91,7 +93,7 @@ def mlp(hidden: Sequence[int] = (200, 100, 30), activation: str = "relu") -> Mod
     def init(*, key: Key, kernel_init: Init, bias_init: Init) -> Params:
         return _dense_params(key, sizes, kernel_init, bias_init)
 
-    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, 10]:
+    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, "10"]:
         return _dense_stack(params, image.reshape(-1), len(sizes) - 1, act)
 
     flops = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
@@ -138,7 +140,7 @@ def cnn() -> Model:
             params[name] = _layer(k, shape, kernel_init, bias_init)
         return params
 
-    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, 10]:
+    def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, "10"]:
         x = image[:, :, None]
         for name in ("conv_0", "conv_1"):
             conv = _conv5x5_same(x, params[name]["kernel"], params[name]["bias"])
@@ -147,7 +149,7 @@ def cnn() -> Model:
 
     conv_flops = 2 * 28 * 28 * 25 * 1 * 32 + 2 * 14 * 14 * 25 * 32 * 64
     dense_flops = sum(2 * a * b for a, b in zip(dense_sizes[:-1], dense_sizes[1:], strict=True))
-    return Model("cnn", init, apply, conv_flops + dense_flops)
+    return Model("cnn", init, apply, conv_flops + dense_flops, eval_chunk=100)
 
 
 def make_model(name: str, *, hidden: Sequence[int] = (200, 100, 30), activation: str = "relu"):

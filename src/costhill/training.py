@@ -34,8 +34,6 @@ from .initializers import make_initializer, parse_init
 from .models import Model, batched_logits, make_model
 from .optimizers import check_hyperparameters, make_optimizer, parse_schedule
 
-EVAL_CHUNK = 1000  # examples per evaluation chunk: bounds the CNN's activation memory
-
 
 @dataclass
 class EpochRecord:
@@ -165,7 +163,7 @@ def make_epoch(
     num_examples: int,
     batch_size: int,
     drop_last: bool,
-) -> Callable[..., tuple[Params, OptState, Float[Array, " steps"]]]:
+) -> Any:
     """A jitted function that trains one epoch and returns (params, opt_state, step_costs)."""
 
     def make_step(
@@ -181,10 +179,20 @@ def make_epoch(
 
         return step
 
+    # Tiny steps are dominated by the loop's own overhead; unrolling 4 steps per iteration cut a
+    # batch-1 epoch by ~15-30% here, and changed nothing measurable for batch 64 (bench/).
+    unroll = 4 if batch_size < 16 else 1
+
     def epoch(params: Params, opt_state: OptState, images, labels, key: Key):
         step = make_step(images, labels)
+        if batch_size == num_examples:
+            # Full-batch descent: the mean gradient does not depend on the order, so the data is
+            # used in place instead of copied through a permutation (the epoch's only step).
+            del key
+            (params, opt_state), cost = step((params, opt_state), slice(None))
+            return params, opt_state, cost[None]
         head, tail = epoch_batches(num_examples, batch_size, key=key, drop_last=drop_last)
-        (params, opt_state), costs = jax.lax.scan(step, (params, opt_state), head)
+        (params, opt_state), costs = jax.lax.scan(step, (params, opt_state), head, unroll=unroll)
         if tail.shape[0]:
             (params, opt_state), last = step((params, opt_state), tail)
             costs = jnp.concatenate([costs, last[None]])
@@ -195,12 +203,12 @@ def make_epoch(
 
 def _evaluate_fn(model: Model) -> Callable[..., tuple[Array, Array]]:
     def evaluate(params: Params, images: Float[Array, "n 28 28"], labels: Int[Array, " n"]):
-        n = labels.shape[0]
-        chunks = max(math.ceil(n / EVAL_CHUNK), 1)
-        pad = chunks * EVAL_CHUNK - n
-        images = jnp.pad(images, ((0, pad), (0, 0), (0, 0))).reshape(chunks, EVAL_CHUNK, 28, 28)
-        labels = jnp.pad(labels, (0, pad)).reshape(chunks, EVAL_CHUNK)
-        mask = (jnp.arange(chunks * EVAL_CHUNK) < n).reshape(chunks, EVAL_CHUNK)
+        n, size = labels.shape[0], model.eval_chunk
+        chunks = max(math.ceil(n / size), 1)
+        pad = chunks * size - n
+        images = jnp.pad(images, ((0, pad), (0, 0), (0, 0))).reshape(chunks, size, 28, 28)
+        labels = jnp.pad(labels, (0, pad)).reshape(chunks, size)
+        mask = (jnp.arange(chunks * size) < n).reshape(chunks, size)
 
         def chunk_stats(args):
             x, y, m = args

@@ -61,12 +61,12 @@ def fetch(dataset: str, mirror: str | None) -> None:
         costhill data fetch
         costhill data fetch --dataset mnist
     """
-    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
     from ..data import fetch as fetch_files
 
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(name: str, done: int, total: int | None) -> None:
             if name not in tasks:

@@ -175,7 +175,7 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
     run = _load(store_path, run_id)
     if not run.params:
         raise StoreError(f"run {run_id}: has no stored parameters (status {run.status})")
-    np.savez(out, **run.params)
+    np.savez(out, **run.params)  # type: ignore[arg-type]
     click.echo(f"wrote {len(run.params)} arrays of run {run_id} to {out}")
 
 
@@ -233,6 +233,9 @@ def show_predictions(
     model = make_model(cfg.model, hidden=cfg.hidden, activation=cfg.activation)
     params = params_from_flat(run.params)
     names = dataset_info(cfg.dataset).class_names
+    images: Any
+    labels: list[int | None]
+    shown: list[str]
     if image is not None:
         images, labels, shown = image[None], [None], ["--image"]
     else:
@@ -242,7 +245,9 @@ def show_predictions(
         for i in indices:
             if not 0 <= i < len(test):
                 raise ConfigError(f"--index {i}: the test set has indices 0..{len(test) - 1}")
-        images, labels, shown = test.images[indices], test.labels[indices], indices
+        images = test.images[indices]
+        labels = [int(label) for label in test.labels[indices]]
+        shown = [str(i) for i in indices]
     probs = np.asarray(jax.nn.softmax(batched_logits(model, params, images), axis=-1))
     table = Table(title=f"predictions of run {run.run_id}")
     for column in ("test image", "predicted", "probability", "true label", ""):
