@@ -34,3 +34,36 @@ def test_adam_1e3_reaches_0875_test_accuracy_within_10_epochs(full):
 def test_zeros_init_stays_at_chance_on_the_full_set(full):
     run = train(RunConfig(init="zeros", epochs=2, batch_size=64), data=full)
     assert run.epochs[-1].test_accuracy == pytest.approx(0.10, abs=0.005)
+
+
+def test_data_fetch_downloads_verifies_and_is_then_found(invoke, tmp_path, monkeypatch):
+    """`costhill data fetch` from a mirror on 127.0.0.1 serving the real files."""
+    import http.server
+    import threading
+    from functools import partial
+
+    from costhill.data import DATASETS, cache_dir, locate
+
+    source = DATASETS["fashion-mnist"].system_dirs[0]
+    assert source.is_dir(), f"{source} is missing: install Debian's dataset-fashion-mnist"
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=source))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        result = invoke("data", "fetch", "--mirror", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert "verified files in" in result.stdout
+    assert sorted(p.name for p in cache_dir("fashion-mnist").iterdir()) == sorted(
+        p.name for p in source.glob("*.gz")
+    )
+    monkeypatch.delenv("COSTHILL_DATA", raising=False)
+    assert locate("fashion-mnist", download=False)[0] == "user cache"
