@@ -168,8 +168,8 @@ def make_epoch(
 
     def make_step(
         images: Float[Array, "n 28 28"], labels: Int[Array, " n"]
-    ) -> Callable[[tuple[Params, OptState], Int[Array, " b"]], Any]:
-        def step(carry: tuple[Params, OptState], idx: Int[Array, " b"]):
+    ) -> Callable[[tuple[Params, OptState], Int[Array, " b"] | slice], Any]:
+        def step(carry: tuple[Params, OptState], idx: Int[Array, " b"] | slice):
             params, opt_state = carry
             loss, grads = jax.value_and_grad(
                 lambda p: cross_entropy(model, p, images[idx], labels[idx])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._console import make_console
+from ._console import DownloadProgress, make_console
 
 DATASETS = ["fashion-mnist", "mnist", "fashion-mnist-sample"]
 
@@ -61,18 +61,9 @@ def fetch(dataset: str, mirror: str | None) -> None:
         costhill data fetch
         costhill data fetch --dataset mnist
     """
-    from rich.progress import DownloadColumn, Progress, TaskID, TransferSpeedColumn
-
     from ..data import fetch as fetch_files
 
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(name: str, done: int, total: int | None) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done)
-
+    with DownloadProgress() as progress:
         target = fetch_files(dataset, mirror=mirror, progress=progress)
     click.echo(f"{dataset}: verified files in {target}")
 

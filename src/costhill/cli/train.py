@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError
-from ._console import make_console
+from ._console import DownloadProgress, make_console
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -79,12 +79,13 @@ def run_and_store(
 
     check(config)
     console = make_console(stderr=True, quiet=quiet)
-    with console.status("loading data"):
+    with DownloadProgress(console) as download:
         data = load(
             config.dataset,
             data_dir=data_dir,
             validation=config.validation,
             split_seed=config.split_seed,
+            progress=download,
         )
     if config.dataset == "fashion-mnist-sample":
         console.print(
