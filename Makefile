@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q --group bench
-	$(PY) -m bench
+	$(PY) -m bench --write
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -134,3 +134,12 @@ def test_bad_configs_fail_before_any_data_is_loaded(monkeypatch, changes, messag
             if "opt" not in changes
             else RunConfig(**BASE, **changes)
         )
+
+
+def test_stop_at_target_ends_the_run_at_that_epoch(sample):
+    cfg = RunConfig(**BASE, epochs=10, batch_size=32, target_accuracy=0.6, stop_at_target=True)
+    run = train(cfg, data=sample)
+    assert run.target is not None and run.status == "finished"
+    assert len(run.epochs) == run.target.epoch < 10
+    with pytest.raises(ConfigError, match="stop_at_target"):
+        RunConfig(**BASE, stop_at_target=True)

@@ -49,6 +49,7 @@ class RunConfig:
     epochs: int = 10
     seed: int = 0
     target_accuracy: float | None = None
+    stop_at_target: bool = False  # end the run at the epoch that first reaches the target
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -111,8 +112,11 @@ def _check_types(cfg: RunConfig) -> None:
     for key in ("dataset", "model", "activation", "init", "bias_init", "optimizer", "schedule"):
         if not isinstance(getattr(cfg, key), str):
             raise bad(key, "a string")
-    if not isinstance(cfg.drop_last, bool):
-        raise bad("drop_last", "true or false")
+    for key in ("drop_last", "stop_at_target"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise bad(key, "true or false")
+    if cfg.stop_at_target and cfg.target_accuracy is None:
+        raise bad("stop_at_target", "a target_accuracy to stop at")
     if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):
         raise bad("hidden", "a list of positive integers")
 

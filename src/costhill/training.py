@@ -431,6 +431,8 @@ def train(
             on_epoch(run, record, costs)
         if run.diverged_step is not None:
             break
+        if config.stop_at_target and run.target is not None:
+            break
     if run.status == "running":
         run.status = "finished"
     run.params = _to_numpy_tree(params)

@@ -221,6 +221,11 @@ def print_summary(run: Run, *, as_json: bool) -> None:
 @click.option(
     "--target-accuracy", type=float, help="Record when validation accuracy first reaches this."
 )
+@click.option(
+    "--stop-at-target/--no-stop-at-target",
+    default=None,
+    help="End the run at the epoch that first reaches --target-accuracy.",
+)
 @STORE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, no table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
