@@ -153,11 +153,12 @@ def epoch_order(num_examples: int, *, seed: int, epoch: int) -> np.ndarray:
 
 
 def split_batches(
-    order: Int[Array, " n"], batch_size: int, *, drop_last: bool = False
-) -> tuple[Int[Array, "batches size"], Int[Array, " rest"]]:
+    order: Int[Array, " n"] | np.ndarray, batch_size: int, *, drop_last: bool = False
+) -> tuple[Any, Any]:
     """Cut an epoch's order into full batches and the last partial batch.
 
     The partial batch is empty when ``batch_size`` divides the epoch or when ``drop_last`` is set.
+    Works on NumPy arrays and, inside the compiled epoch, on JAX arrays alike.
     """
     full = order.shape[0] // batch_size
     head = order[: full * batch_size].reshape(full, batch_size)
