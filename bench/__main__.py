@@ -255,7 +255,10 @@ class Suite:
             shapes_s=None,
             seconds=seconds,
             note="epochs needed: "
-            + ", ".join(f"{PEER_NAMES[k]} {v}" for k, v in epochs.items())
+            + ", ".join(
+                f"{PEER_NAMES[k]} {v if v is not None else f'more than {cap} (not reached)'}"
+                for k, v in epochs.items()
+            )
             + f" (cap {cap}; evaluation excluded; one seed each, and epochs to 0.888 vary with it)",
         )
         recipes = [
