@@ -218,7 +218,9 @@ class Suite:
 
         self.time_to_accuracy(best_spe)
         self.cnn_epoch()
+        self.cohorts()
         return {
+            "cohorts": self.cohort_rows,
             "quick": self.quick,
             "matmul_peak_gflops": self.peak / 1e9,
             "matmul_peak_as_configured_gflops": self.peak_as_configured / 1e9,
@@ -310,6 +312,33 @@ class Suite:
             note=f"both timed on {examples:,} images and extrapolated to {self.n:,}",
         )
 
+    def cohorts(self) -> None:
+        from costhill import RunConfig
+        from costhill.training import train, train_cohort
+
+        self.cohort_rows = []
+        epochs = 2 if self.quick else 3
+        for batch_size, optimizer, lr in ((64, "adam", 1e-3), (1, "sgd", 0.01)):
+            self.say(f"cohort of 8 seeds against 8 runs one by one (B={batch_size}) ...")
+            base = RunConfig(
+                validation=0, batch_size=batch_size, optimizer=optimizer, lr=lr, epochs=epochs
+            )
+            configs = [base.replace(seed=seed) for seed in range(8)]
+            together = median(e.seconds for e in train_cohort(configs, data=self.data)[0].epochs)
+            alone = sum(median(e.seconds for e in train(c, data=self.data).epochs) for c in configs)
+            self.cohort_rows.append(
+                {
+                    "batch_size": batch_size,
+                    "optimizer": optimizer,
+                    "one_by_one_s": alone,
+                    "cohort_s": together,
+                }
+            )
+            self.say(
+                f"  8 runs one by one {alone:.2f}s an epoch, as a cohort {together:.2f}s "
+                f"({alone / together:.2f}x)"
+            )
+
 
 def machine() -> dict:
     import jax
@@ -374,10 +403,20 @@ def markdown(results: dict, info: dict, command: str) -> str:
         )
     lines.append("")
     lines += [f"- {note}" for note in results["notes"]]
-    lines.append(
-        "- cohort of 8 seeds (vmap against 8 runs one by one): not measured — costhill "
-        "has no cohort training yet (the sweeps issue builds it)."
-    )
+    lines += [
+        "",
+        "Cohorts: 8 configs that differ only in seed, trained as one vmap-ed program "
+        "(`costhill.training.train_cohort`) against the same 8 trained one by one; seconds of "
+        "one epoch of all 8.",
+        "",
+        "| batch | optimizer | 8 runs one by one s | cohort of 8 s | cohort speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["cohorts"]:
+        lines.append(
+            f"| {row['batch_size']} | {row['optimizer']} | {row['one_by_one_s']:.3f} "
+            f"| {row['cohort_s']:.3f} | {row['one_by_one_s'] / row['cohort_s']:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ import pytest
 from costhill import RunConfig, train
 from costhill import training as training_module
 from costhill.errors import ConfigError
+from costhill.training import train_cohort
 
 BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)
 
@@ -143,3 +144,36 @@ def test_stop_at_target_ends_the_run_at_that_epoch(sample):
     assert len(run.epochs) == run.target.epoch < 10
     with pytest.raises(ConfigError, match="stop_at_target"):
         RunConfig(**BASE, stop_at_target=True)
+
+
+def test_a_cohort_gives_each_arm_the_numbers_it_gets_alone(sample):
+    base = RunConfig(**BASE, epochs=2, batch_size=50)
+    arms = [(0, "glorot_uniform"), (1, "he_normal"), (0, "lecun_normal")]
+    configs = [base.replace(seed=seed, init=init) for seed, init in arms]
+    cohort = train_cohort(configs, data=sample)
+    for cfg, arm in zip(configs, cohort, strict=True):
+        alone = train(cfg, data=sample)
+        assert arm.config == cfg and arm.status == "finished"
+        np.testing.assert_allclose(
+            arm.all_step_costs(), alone.all_step_costs(), rtol=1e-4, atol=1e-5
+        )
+        assert arm.epochs[-1].test_accuracy == pytest.approx(
+            alone.epochs[-1].test_accuracy, abs=0.005
+        )
+    assert cohort[0].data["cohort_size"] == 3
+    assert not np.allclose(cohort[0].all_step_costs(), cohort[1].all_step_costs())
+
+
+def test_a_diverging_arm_stops_alone(sample):
+    base = RunConfig(**BASE, epochs=3, batch_size=50, optimizer="sgd", lr=0.5)
+    configs = [base.replace(init="glorot_uniform"), base.replace(init="normal:stddev=30")]
+    calm, wild = train_cohort(configs, data=sample)
+    assert wild.status == "diverged" and len(wild.all_step_costs()) == wild.diverged_step
+    assert calm.status == "finished" and len(calm.epochs) == 3
+    assert calm.epochs[-1].test_accuracy > 0.3
+
+
+def test_cohort_arms_may_differ_only_in_seed_and_init():
+    base = RunConfig(**BASE)
+    with pytest.raises(ConfigError, match="arm 1 differs from arm 0 in lr"):
+        train_cohort([base, base.replace(lr=0.1)])

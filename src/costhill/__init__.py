@@ -28,6 +28,7 @@ _EXPORTS = {
     "OPTIMIZERS": "optimizers",
     "Run": "training",
     "train": "training",
+    "train_cohort": "training",
     "Store": "store",
     "load_run": "store",
     "plot_costs": "plots",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .store import load_run as load_run
     from .training import Run as Run
     from .training import train as train
+    from .training import train_cohort as train_cohort
 
 
 def __getattr__(name: str) -> Any:

@@ -174,7 +174,8 @@ def make_epoch(
     batch_size: int,
     drop_last: bool,
 ) -> Any:
-    """A jitted function that trains one epoch and returns (params, opt_state, step_costs)."""
+    """A function that trains one epoch and returns (params, opt_state, step_costs); jit it, or
+    vmap it over arms first (``train_cohort``)."""
 
     def make_step(
         images: Float[Array, "n 28 28"], labels: Int[Array, " n"]
@@ -207,7 +208,7 @@ def make_epoch(
             costs = jnp.concatenate([costs, last[None]])
         return params, opt_state, costs
 
-    return jax.jit(epoch)
+    return epoch
 
 
 def _evaluate_fn(model: Model) -> Callable[..., tuple[Array, Array]]:
@@ -229,7 +230,7 @@ def _evaluate_fn(model: Model) -> Callable[..., tuple[Array, Array]]:
         losses, correct = jax.lax.map(chunk_stats, (images, labels, mask))
         return losses.sum() / n, correct.sum() / n
 
-    return jax.jit(evaluate)
+    return evaluate
 
 
 # Compiled epochs and evaluators, reused by later runs of the same shape so that a second run
@@ -303,8 +304,89 @@ def train(
     Returns:
       The ``Run``; its ``status`` is ``diverged`` if a cost became NaN or infinite.
     """
+    return _train_arms(
+        [config],
+        data=data,
+        data_dir=data_dir,
+        optimizer=optimizer,
+        on_epoch=on_epoch,
+        on_start=on_start,
+        vectorize=False,
+    )[0]
+
+
+COHORT_FIELDS = ("seed", "init", "bias_init")
+
+
+def train_cohort(
+    configs: list[RunConfig],
+    *,
+    data: Dataset | None = None,
+    data_dir: str | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_start: Callable[[Run], None] | None = None,
+) -> list[Run]:
+    """Train configs that differ only in seed and initializers as one ``vmap``-ed program.
+
+    Each arm keeps its own parameters, optimizer state and data order (the order of its seed, so
+    arms that share a seed see the same batches), and gives the same numbers, to float rounding,
+    as ``train`` gives it alone. Every run records the cohort's wall-clock seconds and, in
+    ``run.data["cohort_size"]``, how many arms shared them. Whether a cohort pays depends on the
+    batch size: see BENCHMARKS.md.
+
+    Examples:
+      >>> from costhill import RunConfig
+      >>> base = RunConfig(dataset="fashion-mnist-sample", epochs=1, batch_size=100)
+      >>> runs = train_cohort([base.replace(seed=s) for s in range(3)])
+      >>> [r.config.seed for r in runs]
+      [0, 1, 2]
+    """
+    if not configs:
+        raise ConfigError("a cohort needs at least one config")
+    base = configs[0]
+    for i, other in enumerate(configs[1:], start=1):
+        differ = [
+            name
+            for name in RunConfig.__dataclass_fields__
+            if name not in COHORT_FIELDS and getattr(other, name) != getattr(base, name)
+        ]
+        if differ:
+            raise ConfigError(
+                f"cohort arm {i} differs from arm 0 in {', '.join(differ)}; arms may differ "
+                f"only in {', '.join(COHORT_FIELDS)}"
+            )
+    if base.optimizer == "noisy_sgd" and len(configs) > 1:
+        raise ConfigError("noisy_sgd draws its noise from a per-run key: train its runs alone")
+    return _train_arms(
+        configs,
+        data=data,
+        data_dir=data_dir,
+        optimizer=None,
+        on_epoch=on_epoch,
+        on_start=on_start,
+        vectorize=True,
+    )
+
+
+def _arm(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda leaf: leaf[i], tree)
+
+
+def _train_arms(
+    configs: list[RunConfig],
+    *,
+    data: Dataset | None,
+    data_dir: str | None,
+    optimizer: optax.GradientTransformation | None,
+    on_epoch: EpochCallback | None,
+    on_start: Callable[[Run], None] | None,
+    vectorize: bool,
+) -> list[Run]:
+    """The one training loop. Without ``vectorize`` there is exactly one arm and no vmap."""
+    config = configs[0]
     # 1. Validate everything that can be validated before any data moves.
-    model, kernel_init, bias_init = check(config, custom_optimizer=optimizer is not None)
+    checked = [check(c, custom_optimizer=optimizer is not None) for c in configs]
+    model = checked[0][0]
 
     # 2. Data: loaded once, put on the device once.
     if data is None:
@@ -341,6 +423,7 @@ def train(
             n,
             batch_size,
             config.drop_last,
+            len(configs) if vectorize else 0,
         )
     else:
         cache_key = None  # a caller's own optimizer: no way to know it equals a cached one
@@ -348,93 +431,123 @@ def train(
     evaluations = [("train", *_split_arrays(data.train)), ("test", *_split_arrays(data.test))]
     if len(data.validation):
         evaluations.insert(1, ("val", *_split_arrays(data.validation)))
-
-    run = Run(
-        config=config,
-        status="running",
-        regime=config.regime(n),
-        batch_size=batch_size,
-        num_train=n,
-        steps_per_epoch=steps_per_epoch,
-        data=data.describe(),
-        versions=versions(),
-    )
     target_split = "validation" if len(data.validation) else "test"
+    described = data.describe()
+    if vectorize:
+        described["cohort_size"] = len(configs)
+    runs = [
+        Run(
+            config=c,
+            status="running",
+            regime=c.regime(n),
+            batch_size=batch_size,
+            num_train=n,
+            steps_per_epoch=steps_per_epoch,
+            data=described,
+            versions=versions(),
+        )
+        for c in configs
+    ]
 
     # 3. Parameters and optimizer state (the data order is drawn per epoch by epoch_order).
-    init_key = jax.random.key(config.seed)
-    params = model.init(key=init_key, kernel_init=kernel_init, bias_init=bias_init)
-    opt_state = optimizer.init(params)
+    arm_params = [
+        model.init(key=jax.random.key(c.seed), kernel_init=kernel_init, bias_init=bias_init)
+        for c, (_, kernel_init, bias_init) in zip(configs, checked, strict=True)
+    ]
+    if vectorize:
+        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *arm_params)
+        opt_state = jax.vmap(optimizer.init)(params)
+    else:
+        params = arm_params[0]
+        opt_state = optimizer.init(params)
+
+    def orders(epoch: int) -> np.ndarray:
+        drawn = [epoch_order(n, seed=c.seed, epoch=epoch) for c in configs]
+        return np.stack(drawn) if vectorize else drawn[0]
 
     # 4. Compile once (timed apart), or reuse the compilation of an earlier run of this shape.
     epoch_fn = _EPOCH_CACHE.get(cache_key) if cache_key is not None else None
+    compile_seconds = 0.0
     if epoch_fn is None:
         started = time.perf_counter()
-        epoch_fn = (
-            make_epoch(
-                model, optimizer, num_examples=n, batch_size=batch_size, drop_last=config.drop_last
-            )
-            .lower(params, opt_state, train_x, train_y, epoch_order(n, seed=config.seed, epoch=0))
-            .compile()
+        body = make_epoch(
+            model, optimizer, num_examples=n, batch_size=batch_size, drop_last=config.drop_last
         )
+        if vectorize:
+            body = jax.vmap(body, in_axes=(0, 0, None, None, 0))
+        epoch_fn = jax.jit(body).lower(params, opt_state, train_x, train_y, orders(0)).compile()
         COMPILATIONS["epoch"] += 1
         if cache_key is not None:
             _EPOCH_CACHE[cache_key] = epoch_fn
-        run.compile_seconds = time.perf_counter() - started
-    evaluate = _EVAL_CACHE.setdefault(_model_key(config), _evaluate_fn(model))
-    if on_start is not None:
-        on_start(run)
+        compile_seconds = time.perf_counter() - started
+    evaluate = _EVAL_CACHE.get(_model_key(config) + (vectorize,))
+    if evaluate is None:
+        single = _evaluate_fn(model)
+        evaluate = jax.jit(jax.vmap(single, in_axes=(0, None, None)) if vectorize else single)
+        _EVAL_CACHE[_model_key(config) + (vectorize,)] = evaluate
+    for run in runs:
+        run.compile_seconds = compile_seconds
+        if on_start is not None:
+            on_start(run)
 
     # 5. Epochs: one compiled call each, one device-to-host copy of its step costs.
+    active = list(range(len(runs)))
     steps_done = 0
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        params, opt_state, costs = epoch_fn(
-            params, opt_state, train_x, train_y, epoch_order(n, seed=config.seed, epoch=epoch)
-        )
-        costs = np.asarray(costs)  # waits for the epoch to finish
+        params, opt_state, costs = epoch_fn(params, opt_state, train_x, train_y, orders(epoch))
+        all_costs = np.asarray(costs)  # waits for the epoch to finish
         seconds = time.perf_counter() - started
-        bad = np.flatnonzero(~np.isfinite(costs))
-        if bad.size:
-            costs = costs[: bad[0] + 1]
-            run.diverged_step = steps_done + int(bad[0]) + 1
-        steps_done += len(costs)
+        if not vectorize:
+            all_costs = all_costs[None]
 
         started = time.perf_counter()
-        metrics: dict[str, float | None] = {"val_cost": None, "val_accuracy": None}
+        measured = {}
         for name, x, y in evaluations:
             cost, accuracy = evaluate(params, x, y)
-            metrics[f"{name}_cost"] = float(cost)
-            metrics[f"{name}_accuracy"] = float(accuracy)
-        record = EpochRecord(
-            epoch=epoch,
-            steps=steps_done,
-            mean_step_cost=float(np.mean(costs)),
-            seconds=seconds,
-            eval_seconds=time.perf_counter() - started,
-            **metrics,  # type: ignore[arg-type]
-        )
-        run.epochs.append(record)
-        run.step_costs.append(costs)
-        measured = record.val_accuracy if target_split == "validation" else record.test_accuracy
-        if (
-            config.target_accuracy is not None
-            and run.target is None
-            and measured is not None
-            and measured >= config.target_accuracy
-        ):
-            run.target = TargetReached(
-                config.target_accuracy, target_split, epoch, steps_done, run.train_seconds
+            measured[name] = (np.atleast_1d(np.asarray(cost)), np.atleast_1d(np.asarray(accuracy)))
+        eval_seconds = time.perf_counter() - started
+
+        for i in list(active):
+            run = runs[i]
+            arm_costs = all_costs[i]
+            bad = np.flatnonzero(~np.isfinite(arm_costs))
+            if bad.size:
+                arm_costs = arm_costs[: bad[0] + 1]
+                run.diverged_step = steps_done + int(bad[0]) + 1
+            metrics: dict[str, float | None] = {"val_cost": None, "val_accuracy": None}
+            for name, (cost_values, accuracy_values) in measured.items():
+                metrics[f"{name}_cost"] = float(cost_values[i])
+                metrics[f"{name}_accuracy"] = float(accuracy_values[i])
+            record = EpochRecord(
+                epoch=epoch,
+                steps=steps_done + len(arm_costs),
+                mean_step_cost=float(np.mean(arm_costs)),
+                seconds=seconds,
+                eval_seconds=eval_seconds,
+                **metrics,  # type: ignore[arg-type]
             )
-        if run.diverged_step is not None:
-            run.status = "diverged"
-        if on_epoch is not None:
-            on_epoch(run, record, costs)
-        if run.diverged_step is not None:
+            run.epochs.append(record)
+            run.step_costs.append(arm_costs)
+            reached = record.val_accuracy if target_split == "validation" else record.test_accuracy
+            target = run.config.target_accuracy
+            if target is not None and run.target is None and (reached or 0.0) >= target:
+                run.target = TargetReached(
+                    target, target_split, epoch, record.steps, run.train_seconds
+                )
+            if run.diverged_step is not None:
+                run.status = "diverged"
+            if on_epoch is not None:
+                on_epoch(run, record, arm_costs)
+            if run.diverged_step is not None or (run.config.stop_at_target and run.target):
+                active.remove(i)
+                run.params = _to_numpy_tree(_arm(params, i) if vectorize else params)
+        steps_done += all_costs.shape[1]
+        if not active:
             break
-        if config.stop_at_target and run.target is not None:
-            break
-    if run.status == "running":
-        run.status = "finished"
-    run.params = _to_numpy_tree(params)
-    return run
+    for i in active:
+        runs[i].params = _to_numpy_tree(_arm(params, i) if vectorize else params)
+    for run in runs:
+        if run.status == "running":
+            run.status = "finished"
+    return runs
