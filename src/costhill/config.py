@@ -50,6 +50,7 @@ class RunConfig:
     seed: int = 0
     target_accuracy: float | None = None
     stop_at_target: bool = False  # end the run at the epoch that first reaches the target
+    max_seconds: float | None = None  # end the run at the epoch whose training time reaches this
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -115,6 +116,12 @@ def _check_types(cfg: RunConfig) -> None:
     for key in ("drop_last", "stop_at_target"):
         if not isinstance(getattr(cfg, key), bool):
             raise bad(key, "true or false")
+    if cfg.max_seconds is not None and (
+        isinstance(cfg.max_seconds, bool)
+        or not isinstance(cfg.max_seconds, int | float)
+        or cfg.max_seconds <= 0
+    ):
+        raise bad("max_seconds", "a positive number of seconds")
     if cfg.stop_at_target and cfg.target_accuracy is None:
         raise bad("stop_at_target", "a target_accuracy to stop at")
     if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):

@@ -60,9 +60,20 @@ CREATE TABLE IF NOT EXISTS runs (
     train_cost REAL,
     test_cost REAL,
     diverged_step INTEGER,
+    best_val_accuracy REAL,
+    test_at_best_val REAL,
+    target_epoch INTEGER,
+    target_step INTEGER,
+    target_seconds REAL,
     target TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash);
+CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash, status);
+CREATE TABLE IF NOT EXISTS sweep_members (
+    sweep TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (sweep, config_hash)
+);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -96,8 +107,9 @@ CREATE TABLE IF NOT EXISTS params (
 """
 _SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
-    "train_cost test_cost diverged_step"
+    "train_cost test_cost diverged_step best_val_accuracy test_at_best_val"
 ).split()
+DONE = ("finished", "diverged")  # statuses of runs a sweep need not train again
 _EPOCH_COLUMNS = [
     "epoch",
     "steps",
@@ -243,11 +255,12 @@ class Store:
             _finite_or_none(summary[c]) if isinstance(summary[c], float) else summary[c]
             for c in _SUMMARY_COLUMNS
         ]
-        target = None if run.target is None else json.dumps(vars(run.target))
+        t = run.target
+        target = None if t is None else json.dumps(vars(t))
         self.db.execute(
-            f"UPDATE runs SET status = ?, target = ?, "
-            f"{', '.join(f'{c} = ?' for c in _SUMMARY_COLUMNS)} WHERE id = ?",
-            (run.status, target, *values, run.run_id),
+            f"UPDATE runs SET status = ?, target = ?, target_epoch = ?, target_step = ?, "
+            f"target_seconds = ?, {', '.join(f'{c} = ?' for c in _SUMMARY_COLUMNS)} WHERE id = ?",
+            (run.status, target, t and t.epoch, t and t.step, t and t.seconds, *values, run.run_id),
         )
 
     def finish(self, run: Run) -> None:
@@ -283,7 +296,44 @@ class Store:
         self.finish(run)
         return run_id
 
+    def add_to_sweep(self, sweep: str, config_hashes: list[str]) -> None:
+        """Record which configs make up ``sweep`` (idempotent: a resumed sweep adds nothing)."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO sweep_members VALUES (?, ?, ?)",
+                [(sweep, h, i) for i, h in enumerate(config_hashes)],
+            )
+
     # -- reading -------------------------------------------------------------------------
+
+    def done_hashes(self, config_hashes: list[str]) -> set[str]:
+        """Which of these configs already have a finished or diverged run."""
+        done: set[str] = set()
+        for start in range(0, len(config_hashes), 500):
+            chunk = config_hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            done.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT DISTINCT config_hash FROM runs WHERE status IN (?, ?) "
+                    f"AND config_hash IN ({marks})",
+                    (*DONE, *chunk),
+                )
+            )
+        return done
+
+    def sweeps(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_members")]
+
+    def sweep_runs(self, sweep: str) -> list[dict]:
+        """The latest finished or diverged run of each config of ``sweep`` (summary rows)."""
+        rows = self.db.execute(
+            "SELECT r.* FROM runs r JOIN sweep_members m ON r.config_hash = m.config_hash "
+            "WHERE m.sweep = ? AND r.status IN (?, ?) AND r.id = (SELECT MAX(id) FROM runs "
+            "WHERE config_hash = r.config_hash AND status IN (?, ?)) ORDER BY m.position",
+            (sweep, *DONE, *DONE),
+        )
+        return [self._row_dict(r) for r in rows]
 
     def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict]:
         query = "SELECT * FROM runs"

@@ -95,9 +95,19 @@ class Run:
             return np.zeros(0, np.float32)
         return np.concatenate(self.step_costs)
 
+    def best_validation(self) -> tuple[float | None, float | None]:
+        """The best validation accuracy, and the test accuracy at that epoch: a choice made on
+        validation, with test only reported (None, None without a validation split)."""
+        scored = [e for e in self.epochs if e.val_accuracy is not None]
+        if not scored:
+            return None, None
+        best = max(scored, key=lambda e: e.val_accuracy or 0.0)
+        return best.val_accuracy, best.test_accuracy
+
     def summary(self) -> dict[str, Any]:
         """The flat record the CLI prints with ``--json`` and the store indexes."""
         last = self.epochs[-1] if self.epochs else None
+        best_val, test_at_best_val = self.best_validation()
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -111,6 +121,8 @@ class Run:
             "test_accuracy": last.test_accuracy if last else None,
             "train_cost": last.train_cost if last else None,
             "test_cost": last.test_cost if last else None,
+            "best_val_accuracy": best_val,
+            "test_at_best_val": test_at_best_val,
             "diverged_step": self.diverged_step,
             "target_reached": None if self.target is None else vars(self.target),
         }
@@ -539,7 +551,14 @@ def _train_arms(
                 run.status = "diverged"
             if on_epoch is not None:
                 on_epoch(run, record, arm_costs)
-            if run.diverged_step is not None or (run.config.stop_at_target and run.target):
+            out_of_time = (
+                run.config.max_seconds is not None and run.train_seconds >= run.config.max_seconds
+            )
+            if (
+                run.diverged_step is not None
+                or (run.config.stop_at_target and run.target)
+                or out_of_time
+            ):
                 active.remove(i)
                 run.params = _to_numpy_tree(_arm(params, i) if vectorize else params)
         steps_done += all_costs.shape[1]

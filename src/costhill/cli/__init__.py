@@ -41,9 +41,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import catalog, data, runs, train
+    from . import catalog, data, runs, sweep, train
 
-    for module in (train, runs, data, catalog):
+    for module in (train, runs, sweep, data, catalog):
         for command in module.COMMANDS:
             cli.add_command(command)
 

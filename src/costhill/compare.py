@@ -1,0 +1,292 @@
+"""Compare the arms of a sweep fairly, from stored results only.
+
+    costhill compare lr-demo.toml --by optimizer
+
+An *arm* is a config without its seed. Per arm, over its seeds: best and final validation accuracy,
+final test accuracy, test accuracy at the epoch of best validation accuracy, and the epochs, steps
+and seconds to the target validation accuracy, as mean ± std and min/max, with divergences counted.
+
+The tuning protocol is that of DeepOBS and "Descending through a Crowded Valley": within each value
+of the ``by`` axis (the optimizer, by default) the arm with the best mean best-validation accuracy
+is chosen, and only then is its test accuracy reported. Test metrics never take part in a choice.
+The chosen arms are compared pairwise on matched seeds (an exact sign-flip permutation test), and
+AlgoPerf-style performance profiles give, for each factor tau, the fraction of arms whose mean
+time to the target is within tau times the fastest arm's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .store import Store
+
+TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+@dataclass
+class Stat:
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Stat:
+        xs = [float(v) for v in values if v is not None and math.isfinite(v)]
+        if not xs:
+            return cls(None, None, None, None, 0)
+        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return cls(statistics.fmean(xs), std, min(xs), max(xs), len(xs))
+
+    def text(self, digits: int = 4) -> str:
+        if self.mean is None:
+            return "—"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+@dataclass
+class ArmRow:
+    arm: dict[str, Any]
+    label: str
+    seeds: list[int]
+    diverged: int
+    best_val: Stat
+    final_val: Stat
+    final_test: Stat
+    test_at_best_val: Stat
+    reached: int
+    epochs_to_target: Stat
+    steps_to_target: Stat
+    seconds_to_target: Stat
+    per_seed_val: dict[int, float] = field(default_factory=dict)
+    per_seed_test: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class Choice:
+    group: str
+    chosen: str
+    best_val: Stat
+    test_at_best_val: Stat
+    candidates: int
+
+
+@dataclass
+class Paired:
+    a: str
+    b: str
+    seeds: int
+    mean_difference: float  # test accuracy of a minus b, at each arm's best validation epoch
+    p_value: float
+    note: str
+
+
+@dataclass
+class Comparison:
+    sweep: str
+    target: float | None
+    by: str
+    varying: list[str]
+    rows: list[ArmRow]
+    choices: list[Choice]
+    paired: list[Paired]
+    profile: dict[str, list[float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def sign_flip_p_value(differences: list[float]) -> float:
+    """Two-sided exact p-value of a paired sign-flip permutation test (exact up to 16 pairs)."""
+    n = len(differences)
+    if n == 0:
+        return 1.0
+    observed = abs(sum(differences))
+    if n > 16:  # 65,536 sign patterns is plenty; beyond that use the normal approximation
+        mean = statistics.fmean(differences)
+        sd = statistics.stdev(differences)
+        if sd == 0:
+            return 0.0 if mean else 1.0
+        z = abs(mean) / (sd / math.sqrt(n))
+        return math.erfc(z / math.sqrt(2))
+    extreme = sum(
+        abs(sum(s * d for s, d in zip(signs, differences, strict=True))) >= observed - 1e-12
+        for signs in itertools.product((1, -1), repeat=n)
+    )
+    return extreme / 2**n
+
+
+def _arm_key(config: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
+
+
+def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[int, int, float]]:
+    """Recompute (epoch, step, seconds) to ``target`` validation accuracy from stored epochs."""
+    reached: dict[int, tuple[int, int, float]] = {}
+    ids = [r["run_id"] for r in runs]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = store.db.execute(
+            f"SELECT run_id, epoch, steps, val_accuracy, test_accuracy, seconds FROM epochs "
+            f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, epoch",
+            chunk,
+        )
+        elapsed: dict[int, float] = {}
+        for run_id, epoch, steps, val, test, seconds in rows:
+            elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
+            measured = val if val is not None else test
+            if run_id not in reached and measured is not None and measured >= target:
+                reached[run_id] = (epoch, steps, elapsed[run_id])
+    return reached
+
+
+def compare(
+    store: Store, sweep: str, *, by: str = "optimizer", target: float | None = None
+) -> Comparison:
+    """Compare the arms of ``sweep`` (see the module docstring)."""
+    from .errors import StoreError
+
+    runs = store.sweep_runs(sweep)
+    if not runs:
+        known = ", ".join(store.sweeps()) or "none"
+        raise StoreError(f"sweep {sweep!r}: no finished runs in {store.path} (sweeps: {known})")
+    configs = [r["config"] for r in runs]
+    keys = sorted({k for c in configs for k in c} - {"seed"})
+    varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    if target is None:
+        stored = {c.get("target_accuracy") for c in configs}
+        target = stored.pop() if len(stored) == 1 else None
+        recomputed = None
+    else:
+        recomputed = _targets(store, runs, target)
+
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(_arm_key(run["config"]), []).append(run)
+    rows = []
+    for members in groups.values():
+        arm = {k: members[0]["config"].get(k) for k in varying}
+        if recomputed is not None:
+            to_target = [recomputed.get(r["run_id"]) for r in members]
+        else:
+            to_target = [
+                (r["target_epoch"], r["target_step"], r["target_seconds"])
+                if r["target_epoch"] is not None
+                else None
+                for r in members
+            ]
+        hits = [t for t in to_target if t is not None]
+        rows.append(
+            ArmRow(
+                arm=arm,
+                label=" · ".join(f"{k}={v}" for k, v in arm.items()) or "all runs",
+                seeds=[r["seed"] for r in members],
+                diverged=sum(r["status"] == "diverged" for r in members),
+                best_val=Stat.of([r["best_val_accuracy"] for r in members]),
+                final_val=Stat.of([r["val_accuracy"] for r in members]),
+                final_test=Stat.of([r["test_accuracy"] for r in members]),
+                test_at_best_val=Stat.of([r["test_at_best_val"] for r in members]),
+                reached=len(hits),
+                epochs_to_target=Stat.of([t[0] for t in hits]),
+                steps_to_target=Stat.of([t[1] for t in hits]),
+                seconds_to_target=Stat.of([t[2] for t in hits]),
+                per_seed_val={r["seed"]: r["best_val_accuracy"] or 0.0 for r in members},
+                per_seed_test={r["seed"]: r["test_at_best_val"] or 0.0 for r in members},
+            )
+        )
+
+    choices, chosen_rows = _tune(rows, by)
+    paired = _paired(chosen_rows)
+    return Comparison(
+        sweep=sweep,
+        target=target,
+        by=by,
+        varying=varying,
+        rows=rows,
+        choices=choices,
+        paired=paired,
+        profile=_profile(rows),
+    )
+
+
+def _tune(rows: list[ArmRow], by: str) -> tuple[list[Choice], list[ArmRow]]:
+    """Within each value of ``by``, the arm with the best mean best-validation accuracy.
+
+    A diverged seed counts with the best validation accuracy it reached before diverging; an arm
+    whose seeds all lack a validation split cannot be chosen by this protocol and is skipped.
+    """
+    groups: dict[str, list[ArmRow]] = {}
+    for row in rows:
+        groups.setdefault(str(row.arm.get(by, "all")), []).append(row)
+    choices, chosen = [], []
+    for group, members in groups.items():
+        scored = [m for m in members if m.best_val.mean is not None]
+        if not scored:
+            continue
+        best = max(scored, key=lambda m: m.best_val.mean or 0.0)
+        chosen.append(best)
+        choices.append(
+            Choice(
+                group=group,
+                chosen=best.label,
+                best_val=best.best_val,
+                test_at_best_val=best.test_at_best_val,
+                candidates=len(members),
+            )
+        )
+    return choices, chosen
+
+
+def _paired(chosen: list[ArmRow]) -> list[Paired]:
+    """Each chosen arm against the one with the best validation accuracy, on matched seeds."""
+    if len(chosen) < 2:
+        return []
+    ranked = sorted(chosen, key=lambda r: r.best_val.mean or 0.0, reverse=True)
+    leader, results = ranked[0], []
+    for other in ranked[1:]:
+        seeds = sorted(set(leader.per_seed_test) & set(other.per_seed_test))
+        diffs = [leader.per_seed_test[s] - other.per_seed_test[s] for s in seeds]
+        p = sign_flip_p_value(diffs)
+        smallest = 2 / 2 ** len(seeds) if seeds else 1.0
+        if not seeds:
+            note = "no matched seeds"
+        elif p <= 0.05:
+            note = "significant at 0.05"
+        elif smallest > 0.05:
+            note = f"{len(seeds)} matched seeds cannot reach p <= 0.05 (smallest p {smallest:.3g})"
+        else:
+            note = "not significant at 0.05"
+        results.append(
+            Paired(
+                a=leader.label,
+                b=other.label,
+                seeds=len(seeds),
+                mean_difference=statistics.fmean(diffs) if diffs else 0.0,
+                p_value=p,
+                note=note,
+            )
+        )
+    return results
+
+
+def _profile(rows: list[ArmRow]) -> dict[str, list[float]]:
+    """For each tau, the fraction of arms whose mean seconds to target (all seeds reaching it)
+    are within tau times the fastest arm's; arms that miss the target never count."""
+    times = [r.seconds_to_target.mean if r.reached == len(r.seeds) else None for r in rows]
+    reached = [t for t in times if t is not None]
+    if not reached:
+        return {"tau": list(TAUS), "fraction": [0.0] * len(TAUS)}
+    fastest = min(reached)
+    fractions = [
+        sum(t is not None and t <= tau * fastest for t in times) / len(rows) for tau in TAUS
+    ]
+    return {"tau": list(TAUS), "fraction": fractions}

@@ -1,0 +1,369 @@
+"""Sweep plans: TOML files naming axes to vary, settings to fix, a budget, seeds and a target.
+
+    name = "lr-demo"
+    dataset = "fashion-mnist"
+    epochs = 5                 # the budget: epochs, or examples, or steps, or seconds
+    target = 0.85              # validation accuracy whose time-to-reach is recorded
+    seeds = [0, 1, 2]
+
+    [axes]
+    init = ["glorot_uniform", "he_normal"]
+    batch_size = [64]
+
+    [[axes.optimizer]]
+    name = "sgd"
+    lr = {log = [1e-3, 1e0], num = 7}   # 7 values evenly spaced in log space
+
+    [[axes.optimizer]]
+    name = "adam"
+    lr = [1e-4, 3e-4, 1e-3]
+
+``search = "random"`` with ``trials = N`` draws N points instead, where a ``{log = [a, b]}`` or
+``{range = [a, b]}`` without ``num`` is a continuous range. Every other top-level key is a fixed
+``RunConfig`` setting. Unknown keys and bad values fail before anything trains, naming the file,
+the line and the key. Bundled plans live in ``costhill/plans/`` and run by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import FIELDS, RunConfig, from_dict
+from .errors import ConfigError
+from .specs import parse_value
+
+PLAN_KEYS = {
+    "name",
+    "description",
+    "search",
+    "trials",
+    "target",
+    "seeds",
+    "axes",
+    "epochs",
+    "examples",
+    "steps",
+    "seconds",
+    "stop_at_target",
+}
+BUDGET_KEYS = ("epochs", "examples", "steps", "seconds")
+# Run settings a plan may fix or vary, beyond the budget and target it sets itself.
+SETTING_KEYS = set(FIELDS) - {"epochs", "target_accuracy", "seed", "stop_at_target"}
+OPTIMIZER_AXIS_KEYS = {"name", "lr"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each run trains: whole epochs, or epochs enough for a count of examples or
+    steps, or as many epochs as fit in a number of training seconds."""
+
+    kind: str
+    amount: float
+
+    def epochs_for(self, num_train: int, steps_per_epoch: int) -> int:
+        if self.kind == "epochs":
+            return int(self.amount)
+        if self.kind == "examples":
+            return max(1, math.ceil(self.amount / num_train))
+        if self.kind == "steps":
+            return max(1, math.ceil(self.amount / steps_per_epoch))
+        raise ValueError("a seconds budget has no fixed epoch count")
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    source: str
+    configs: tuple[RunConfig, ...]
+    budget: Budget
+    target: float | None
+    description: str = ""
+    axes: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+
+class _Lines:
+    """Finds the line a key was written on, so errors can point at it (tomllib does not say)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.lines = text.splitlines()
+        self.source = source
+
+    def of(self, key: str, *, after: int = 0) -> int | None:
+        pattern = re.compile(rf"^\s*(\[+\s*)?([\w.]*\.)?{re.escape(key)}\s*(=|\])")
+        for number, line in enumerate(self.lines[after:], start=after + 1):
+            if pattern.match(line):
+                return number
+        return None
+
+    def error(self, key: str, message: str) -> ConfigError:
+        line = self.of(key.split(".")[-1])
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{where}: {key}: {message}")
+
+
+def _values(spec: Any, *, key: str, lines: _Lines, random: bool) -> list[Any] | dict[str, Any]:
+    """An axis's values: a list, a log/linear grid, or (random search) a continuous range."""
+    if isinstance(spec, list):
+        if not spec:
+            raise lines.error(key, "an empty list of values")
+        return spec
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"log", "range", "num", "int"}
+        kinds = [k for k in ("log", "range") if k in spec]
+        if unknown or len(kinds) != 1:
+            raise lines.error(
+                key,
+                "expected a list, {log = [low, high], num = N} or {range = [low, high], num = N}",
+            )
+        kind = kinds[0]
+        low_high = spec[kind]
+        if (
+            not isinstance(low_high, list)
+            or len(low_high) != 2
+            or not all(isinstance(v, int | float) for v in low_high)
+        ):
+            raise lines.error(key, f"{kind} must be [low, high]")
+        low, high = (float(v) for v in low_high)
+        if not low < high or (kind == "log" and low <= 0):
+            raise lines.error(key, f"{kind} = [{low:g}, {high:g}] is not a valid range")
+        if "num" not in spec:
+            if not random:
+                raise lines.error(key, f"a grid needs num = N beside {kind}")
+            return {"kind": kind, "low": low, "high": high, "int": bool(spec.get("int"))}
+        num = spec["num"]
+        if not isinstance(num, int) or num < 1:
+            raise lines.error(key, "num must be a positive integer")
+        grid = np.geomspace(low, high, num) if kind == "log" else np.linspace(low, high, num)
+        values = [float(f"{v:.6g}") for v in grid]
+        return [int(round(v)) for v in values] if spec.get("int") else values
+    return [spec]
+
+
+def _draw(values: list[Any] | dict[str, Any], rng: np.random.Generator) -> Any:
+    if isinstance(values, list):
+        return values[int(rng.integers(len(values)))]
+    low, high = values["low"], values["high"]
+    value = (
+        math.exp(rng.uniform(math.log(low), math.log(high)))
+        if values["kind"] == "log"
+        else rng.uniform(low, high)
+    )
+    return int(round(value)) if values["int"] else float(f"{value:.6g}")
+
+
+def _points(
+    axes: dict[str, list | dict], *, random: bool, trials: int, rng: np.random.Generator
+) -> Iterator[dict[str, Any]]:
+    names = list(axes)
+    if not random:
+        for combo in itertools.product(*(axes[n] for n in names)):  # type: ignore[arg-type]
+            yield dict(zip(names, combo, strict=True))
+        return
+    for _ in range(trials):
+        yield {n: _draw(axes[n], rng) for n in names}
+
+
+def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = None) -> Plan:
+    """Parse and fully validate a plan; ``overrides`` (``--set``) replace top-level settings."""
+    lines = _Lines(text, source)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    for key, value in (overrides or {}).items():
+        if key not in PLAN_KEYS | SETTING_KEYS:
+            raise ConfigError(
+                f"--set {key}: unknown plan key; valid: "
+                f"{', '.join(sorted(PLAN_KEYS | SETTING_KEYS))}"
+            )
+        raw[key] = value
+    unknown = sorted(set(raw) - PLAN_KEYS - SETTING_KEYS)
+    if unknown:
+        raise lines.error(
+            unknown[0],
+            "unknown key; valid top-level keys: " + ", ".join(sorted(PLAN_KEYS | SETTING_KEYS)),
+        )
+    budgets = [k for k in BUDGET_KEYS if k in raw]
+    if len(budgets) != 1:
+        raise ConfigError(
+            f"{source}: give exactly one budget of {', '.join(BUDGET_KEYS)} "
+            f"(found {', '.join(budgets) or 'none'})"
+        )
+    amount = raw[budgets[0]]
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+        raise lines.error(budgets[0], "must be a positive number")
+    if budgets[0] == "epochs" and not isinstance(amount, int):
+        raise lines.error("epochs", "must be a whole number")
+    budget = Budget(budgets[0], float(amount))
+    target = raw.get("target")
+    if target is not None and not (isinstance(target, int | float) and 0 < target <= 1):
+        raise lines.error("target", "must be an accuracy in (0, 1]")
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int):
+        seeds = list(range(seeds))
+    if not (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        raise lines.error("seeds", "must be a list of non-negative integers, or a count")
+    search = raw.get("search", "grid")
+    if search not in ("grid", "random"):
+        raise lines.error("search", "must be 'grid' or 'random'")
+    random = search == "random"
+    trials = raw.get("trials", 0)
+    if random and (not isinstance(trials, int) or trials < 1):
+        raise lines.error("trials", "random search needs trials = N (a positive integer)")
+
+    axes_raw = raw.get("axes", {})
+    if not isinstance(axes_raw, dict):
+        raise lines.error("axes", "must be a table")
+    fixed = {k: v for k, v in raw.items() if k in SETTING_KEYS}
+    axes: dict[str, list | dict] = {}
+    optimizer_arms: list[dict[str, Any]] = []
+    for key, spec in axes_raw.items():
+        if key == "optimizer":
+            optimizer_arms = _optimizer_arms(spec, lines=lines, random=random)
+        elif key in SETTING_KEYS:
+            axes[key] = _values(spec, key=f"axes.{key}", lines=lines, random=random)
+        else:
+            raise lines.error(
+                f"axes.{key}",
+                "unknown axis; axes may be " + ", ".join(sorted(SETTING_KEYS | {"optimizer"})),
+            )
+    rng = np.random.default_rng(0)
+    points: list[dict[str, Any]] = []
+    for arm in optimizer_arms or [{}]:
+        arm_axes = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
+        for point in _points(arm_axes, random=random, trials=trials, rng=rng):
+            points.append({**arm.get("fixed", {}), **point})
+
+    configs: list[RunConfig] = []
+    seen: set[str] = set()
+    for point in points:
+        opt = {k.removeprefix("opt."): v for k, v in point.items() if k.startswith("opt.")}
+        settings = {k: v for k, v in point.items() if not k.startswith("opt.")}
+        values = {**fixed, **settings}
+        if opt:
+            values["opt"] = {**dict(values.get("opt", {})), **opt}
+        values["epochs"] = int(amount) if budget.kind == "epochs" else 1
+        values["target_accuracy"] = target
+        values["stop_at_target"] = bool(raw.get("stop_at_target", False))
+        if isinstance(values.get("batch_size"), str):
+            values["batch_size"] = values["batch_size"].lower()
+        for seed in seeds:
+            config = _config(values | {"seed": seed}, lines=lines, point=point)
+            if config.config_hash() not in seen:  # a grid may list a point twice
+                seen.add(config.config_hash())
+                configs.append(config)
+    return Plan(
+        name=str(raw.get("name") or Path(source).stem),
+        source=source,
+        configs=tuple(configs),
+        budget=budget,
+        target=target,
+        description=str(raw.get("description", "")),
+        axes=tuple(
+            sorted(
+                {*axes, *(k for arm in optimizer_arms for k in arm)} - {"fixed"}
+                | ({"optimizer"} if optimizer_arms else set())
+            )
+        ),
+    )
+
+
+def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str, Any]]:
+    """Each ``[[axes.optimizer]]`` table: its name fixed, its lr and hyperparameters as axes."""
+    from .optimizers import OPTIMIZERS, hyperparameters
+
+    tables = spec if isinstance(spec, list) else [spec]
+    arms = []
+    for table in tables:
+        if isinstance(table, str):
+            table = {"name": table}
+        if not isinstance(table, dict) or "name" not in table:
+            raise lines.error("axes.optimizer", 'each [[axes.optimizer]] needs name = "..."')
+        name = table["name"]
+        if name not in OPTIMIZERS:
+            raise lines.error(
+                "name", f"unknown optimizer {name!r}; known: " + ", ".join(sorted(OPTIMIZERS))
+            )
+        valid = hyperparameters(name)
+        arm: dict[str, Any] = {"fixed": {"optimizer": name}}
+        for key, value in table.items():
+            if key == "name":
+                continue
+            if key == "lr":
+                arm["lr"] = _values(value, key="lr", lines=lines, random=random)
+            elif key in valid:
+                arm[f"opt.{key}"] = _values(value, key=key, lines=lines, random=random)
+            else:
+                raise lines.error(
+                    key,
+                    f"{name} has no hyperparameter {key!r}; its "
+                    "hyperparameters: lr, " + ", ".join(valid),
+                )
+        arms.append(arm)
+    return arms
+
+
+def _config(values: dict[str, Any], *, lines: _Lines, point: dict[str, Any]) -> RunConfig:
+    from .training import check
+
+    try:
+        config = from_dict(values, source=lines.source)
+        check(config)
+    except ConfigError as err:
+        message = str(err).removeprefix(f"{lines.source}: ")
+        culprit = next((k for k in point if k.split(".")[-1] in message), None)
+        culprit = culprit or next((k for k in values if k in message), "axes")
+        raise lines.error(culprit.split(".")[-1], message) from None
+    return config
+
+
+def parse_set(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; values are numbers, booleans, or else strings."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        try:
+            result[key.strip()] = parse_value(text, what=f"--set {pair!r}")
+        except ConfigError:
+            result[key.strip()] = text.strip()
+    return result
+
+
+def bundled_plans() -> list[str]:
+    folder = resources.files("costhill") / "plans"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_plan(name_or_path: str, *, overrides: Mapping[str, Any] | None = None) -> Plan:
+    """A plan from a file path, or a bundled plan by name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return parse_plan(path.read_text(), source=str(path), overrides=overrides)
+    bundled = resources.files("costhill") / "plans" / f"{name_or_path}.toml"
+    if bundled.is_file():
+        return parse_plan(bundled.read_text(), source=f"plan {name_or_path}", overrides=overrides)
+    raise ConfigError(
+        f"{name_or_path}: no such plan file, and no bundled plan of that name "
+        f"(bundled: {', '.join(bundled_plans())})"
+    )

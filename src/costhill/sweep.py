@@ -1,0 +1,119 @@
+"""Run every config of a plan into the store, skipping those already done, so a sweep resumes.
+
+    costhill sweep lr-demo.toml --set epochs=1 --set dataset=fashion-mnist-sample
+
+A config is done when the store holds a finished or diverged run with its config hash (whatever
+sweep trained it). Each run's epochs are committed as they finish; a Ctrl-C marks the run in
+progress ``interrupted`` and leaves every finished run stored. A diverged run is stored as such and
+the sweep goes on. Only this driver process writes the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import RunConfig
+from .data import Dataset, load
+from .plans import Plan
+from .store import Store
+from .training import Run, train
+
+# A seconds budget trains whole epochs until the time is spent, up to this many.
+SECONDS_BUDGET_EPOCH_CAP = 10_000
+
+
+@dataclass
+class SweepReport:
+    planned: int
+    skipped: int = 0
+    trained: int = 0
+    diverged: int = 0
+    run_ids: list[int] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    training_seconds: float = 0.0  # compile, train and evaluation time of the runs themselves
+
+
+def resolve_budget(plan: Plan, config: RunConfig, data: Dataset) -> RunConfig:
+    """Turn the plan's budget into the config's epochs (or epoch cap and seconds)."""
+    if plan.budget.kind == "epochs":
+        return config
+    if plan.budget.kind == "seconds":
+        return config.replace(epochs=SECONDS_BUDGET_EPOCH_CAP, max_seconds=plan.budget.amount)
+    n = len(data.train)
+    batch = config.effective_batch_size(n)
+    steps_per_epoch = n // batch + (0 if config.drop_last or n % batch == 0 else 1)
+    return config.replace(epochs=plan.budget.epochs_for(n, steps_per_epoch))
+
+
+def run_plan(
+    plan: Plan,
+    store: Store,
+    *,
+    data_dir: str | None = None,
+    on_run_start: Callable[[int, RunConfig], None] | None = None,
+    on_epoch: Callable[[Run, Any, Any], None] | None = None,
+    on_run_end: Callable[[int, Run | None], None] | None = None,
+) -> SweepReport:
+    """Train the plan's configs that the store lacks; return what was done.
+
+    ``on_run_start(position, config)`` and ``on_run_end(position, run or None if skipped)`` let a
+    caller show progress; ``on_epoch`` is passed through to ``train``.
+    """
+    started = time.perf_counter()
+    datasets: dict[tuple[Any, ...], Dataset] = {}
+
+    def data_for(config: RunConfig) -> Dataset:
+        key = (config.dataset, config.validation, config.split_seed)
+        if key not in datasets:
+            datasets[key] = load(
+                config.dataset,
+                data_dir=data_dir,
+                validation=config.validation,
+                split_seed=config.split_seed,
+            )
+        return datasets[key]
+
+    resolved = [resolve_budget(plan, c, data_for(c)) for c in plan.configs]
+    hashes = [c.config_hash() for c in resolved]
+    store.add_to_sweep(plan.name, hashes)
+    done = store.done_hashes(hashes)
+    report = SweepReport(planned=len(resolved))
+    for position, (config, config_hash) in enumerate(zip(resolved, hashes, strict=True)):
+        if config_hash in done:
+            report.skipped += 1
+            if on_run_end is not None:
+                on_run_end(position, None)
+            continue
+        if on_run_start is not None:
+            on_run_start(position, config)
+        run_started = time.perf_counter()
+        current: list[Run] = []
+
+        def begin(run: Run, current: list[Run] = current) -> None:
+            current.append(run)
+            store.begin(run)
+
+        def epoch_done(run: Run, record: Any, costs: Any) -> None:
+            store.add_epoch(run, record, costs)
+            if on_epoch is not None:
+                on_epoch(run, record, costs)
+
+        try:
+            run = train(config, data=data_for(config), on_start=begin, on_epoch=epoch_done)
+        except KeyboardInterrupt:
+            if current and current[0].run_id is not None:
+                store.mark(current[0].run_id, "interrupted")
+            raise
+        store.finish(run)
+        done.add(config_hash)
+        report.trained += 1
+        report.diverged += run.status == "diverged"
+        report.run_ids.append(int(run.run_id or 0))
+        report.training_seconds += time.perf_counter() - run_started
+        if on_run_end is not None:
+            on_run_end(position, run)
+    report.wall_seconds = time.perf_counter() - started
+    return report
