@@ -108,14 +108,27 @@ class _Lines:
                 return number
         return None
 
-    def error(self, key: str, message: str) -> ConfigError:
-        line = self.of(key.split(".")[-1])
+    def section(self, header: str, index: int) -> int:
+        """The line of the ``index``-th ``[[header]]`` table (0 if there is none)."""
+        found = [
+            n
+            for n, line in enumerate(self.lines, start=1)
+            if line.strip().replace(" ", "") == f"[[{header}]]"
+        ]
+        return found[index] if index < len(found) else 0
+
+    def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
+        line = self.of(key.split(".")[-1], after=after) or self.of(key.split(".")[-1])
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {key}: {message}")
 
 
-def _values(spec: Any, *, key: str, lines: _Lines, random: bool) -> list[Any] | dict[str, Any]:
+def _values(
+    spec: Any, *, key: str, lines: _Lines, random: bool, after: int = 0
+) -> list[Any] | dict[str, Any]:
     """An axis's values: a list, a log/linear grid, or (random search) a continuous range."""
+    if after:
+        lines = _Anchored(lines, after)
     if isinstance(spec, list):
         if not spec:
             raise lines.error(key, "an empty list of values")
@@ -150,6 +163,16 @@ def _values(spec: Any, *, key: str, lines: _Lines, random: bool) -> list[Any] | 
         values = [float(f"{v:.6g}") for v in grid]
         return [int(round(v)) for v in values] if spec.get("int") else values
     return [spec]
+
+
+class _Anchored(_Lines):
+    """Line lookups that start below a given line (inside one ``[[axes.optimizer]]`` table)."""
+
+    def __init__(self, lines: _Lines, after: int) -> None:
+        self.lines, self.source, self.after = lines.lines, lines.source, after
+
+    def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
+        return super().error(key, message, after=after or self.after)
 
 
 def _draw(values: list[Any] | dict[str, Any], rng: np.random.Generator) -> Any:
@@ -291,30 +314,33 @@ def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str,
 
     tables = spec if isinstance(spec, list) else [spec]
     arms = []
-    for table in tables:
+    for index, table in enumerate(tables):
+        start = lines.section("axes.optimizer", index)
         if isinstance(table, str):
             table = {"name": table}
         if not isinstance(table, dict) or "name" not in table:
-            raise lines.error("axes.optimizer", 'each [[axes.optimizer]] needs name = "..."')
+            raise lines.error(
+                "axes.optimizer", 'each [[axes.optimizer]] needs name = "..."', after=start - 1
+            )
         name = table["name"]
         if name not in OPTIMIZERS:
-            raise lines.error(
-                "name", f"unknown optimizer {name!r}; known: " + ", ".join(sorted(OPTIMIZERS))
-            )
+            known = ", ".join(sorted(OPTIMIZERS))
+            raise lines.error("name", f"unknown optimizer {name!r}; known: {known}", after=start)
         valid = hyperparameters(name)
         arm: dict[str, Any] = {"fixed": {"optimizer": name}}
         for key, value in table.items():
             if key == "name":
                 continue
             if key == "lr":
-                arm["lr"] = _values(value, key="lr", lines=lines, random=random)
+                arm["lr"] = _values(value, key="lr", lines=lines, random=random, after=start)
             elif key in valid:
-                arm[f"opt.{key}"] = _values(value, key=key, lines=lines, random=random)
+                arm[f"opt.{key}"] = _values(value, key=key, lines=lines, random=random, after=start)
             else:
+                listed = ", ".join(valid)
                 raise lines.error(
                     key,
-                    f"{name} has no hyperparameter {key!r}; its "
-                    "hyperparameters: lr, " + ", ".join(valid),
+                    f"{name} has no hyperparameter {key!r}; its hyperparameters: lr, {listed}",
+                    after=start,
                 )
         arms.append(arm)
     return arms

@@ -1,0 +1,267 @@
+"""Sweeps: resume, kill -9, concurrent writers, divergence, budgets; compare; export; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from costhill import RunConfig
+from costhill.compare import compare, sign_flip_p_value
+from costhill.plans import parse_plan
+from costhill.store import Store
+from costhill.sweep import run_plan
+from costhill.training import EpochRecord, Run, TargetReached
+
+SMALL = """\
+name = "{name}"
+dataset = "fashion-mnist-sample"
+validation = 300
+batch_size = 100
+{budget}
+target = 0.5
+seeds = {seeds}
+
+[axes]
+init = ["glorot_uniform", "he_normal"]
+
+[[axes.optimizer]]
+name = "adam"
+lr = [1e-3, 3e-3]
+"""
+
+
+def _plan(name="small", budget="epochs = 1", seeds="[0, 1]", source="small.toml"):
+    return parse_plan(SMALL.format(name=name, budget=budget, seeds=seeds), source=source)
+
+
+def _finished_per_hash(path: Path) -> dict[str, int]:
+    db = sqlite3.connect(path)
+    rows = db.execute(
+        "SELECT config_hash, COUNT(*) FROM runs WHERE status IN ('finished', 'diverged') "
+        "GROUP BY config_hash"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_a_sweep_resumes_where_it_stopped(store_path):
+    plan = _plan()
+    with Store(store_path) as store:
+        first = run_plan(plan, store)
+        second = run_plan(plan, store)
+    assert (first.planned, first.trained, first.skipped) == (8, 8, 0)
+    assert (second.trained, second.skipped) == (0, 8)
+    counts = _finished_per_hash(store_path)
+    assert len(counts) == 8 and set(counts.values()) == {1}
+
+
+def _sweep_process(plan_file: Path, store: Path) -> subprocess.Popen:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "costhill", "sweep", str(plan_file), "--store", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
+    plan_file = tmp_path / "long.toml"
+    plan_file.write_text(SMALL.format(name="long", budget="epochs = 4", seeds="[0, 1, 2, 3]"))
+    process = _sweep_process(plan_file, store_path)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if store_path.exists() and sum(_finished_per_hash(store_path).values()) >= 2:
+                break
+            time.sleep(0.2)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finished_before = sum(_finished_per_hash(store_path).values())
+    assert finished_before >= 2
+    db = sqlite3.connect(store_path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    plan = parse_plan(plan_file.read_text(), source=str(plan_file))
+    with Store(store_path) as store:
+        report = run_plan(plan, store)
+    assert report.skipped == finished_before
+    assert report.trained == len(plan) - finished_before
+    counts = _finished_per_hash(store_path)
+    assert len(counts) == len(plan) and set(counts.values()) == {1}
+
+
+def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
+    files = []
+    for name, seeds in (("left", "[0, 1]"), ("right", "[2, 3]")):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(SMALL.format(name=name, budget="epochs = 2", seeds=seeds))
+        files.append(path)
+    processes = [_sweep_process(path, store_path) for path in files]
+    for process in processes:
+        assert process.wait(timeout=300) == 0
+    counts = _finished_per_hash(store_path)
+    assert len(counts) == 16 and set(counts.values()) == {1}
+    db = sqlite3.connect(store_path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT COUNT(DISTINCT sweep) FROM sweep_members").fetchone()[0] == 2
+
+
+def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(store_path):
+    text = """\
+dataset = "fashion-mnist-sample"
+validation = 300
+batch_size = 100
+epochs = 2
+[[axes.optimizer]]
+name = "sgd"
+lr = [1e4, 1e-2]
+"""
+    with Store(store_path) as store:
+        report = run_plan(parse_plan(text, source="wild.toml"), store)
+        statuses = sorted(r["status"] for r in store.list_runs())
+    assert report.trained == 2 and report.diverged == 1
+    assert statuses == ["diverged", "finished"]
+
+
+def test_examples_and_seconds_budgets(store_path):
+    examples = _plan(name="ex", budget="examples = 3000", seeds="[0]")
+    seconds = _plan(name="sec", budget="seconds = 0.3", seeds="[0]")
+    with Store(store_path) as store:
+        run_plan(examples, store)
+        run_plan(seconds, store)
+        by_sweep = {name: store.sweep_runs(name) for name in ("ex", "sec")}
+    # 3,000 examples over a 1,700-image training split is 2 epochs (whole epochs, rounded up).
+    assert {r["epochs"] for r in by_sweep["ex"]} == {2}
+    for row in by_sweep["sec"]:
+        per_epoch = row["seconds"] / row["epochs"]
+        assert row["seconds"] >= 0.3 and row["seconds"] - per_epoch < 0.3
+
+
+def _synthetic_run(
+    optimizer: str, lr: float, seed: int, val: float, test: float, seconds: float
+) -> Run:
+    config = RunConfig(
+        dataset="fashion-mnist-sample",
+        optimizer=optimizer,
+        lr=lr,
+        seed=seed,
+        epochs=2,
+        target_accuracy=0.5,
+    )
+    run = Run(
+        config=config,
+        status="finished",
+        regime="mini-batch",
+        batch_size=64,
+        num_train=1500,
+        steps_per_epoch=24,
+        versions={"costhill": "test"},
+    )
+    for epoch, (v, t) in enumerate(((val - 0.1, test - 0.1), (val, test)), start=1):
+        run.epochs.append(
+            EpochRecord(epoch, 24 * epoch, 1.0, 1.0, 0.9, 1.0, v, 1.0, t, seconds, 0.0)
+        )
+        run.step_costs.append(np.ones(24, np.float32))
+        if run.target is None and v >= 0.5:
+            run.target = TargetReached(0.5, "validation", epoch, 24 * epoch, seconds * epoch)
+    return run
+
+
+@pytest.fixture
+def compared_store(store_path):
+    """Arms whose validation and test rankings disagree: the protocol must follow validation."""
+    arms = {
+        ("adam", 1e-3): (0.80, 0.90, 1.0),  # best on test, worse on validation
+        ("adam", 3e-3): (0.85, 0.80, 2.0),  # best on validation
+        ("sgd", 0.1): (0.70, 0.70, 4.0),
+    }
+    plan_hashes = []
+    with Store(store_path) as store:
+        for (optimizer, lr), (val, test, seconds) in arms.items():
+            for seed in range(4):
+                run = _synthetic_run(optimizer, lr, seed, val + 0.001 * seed, test, seconds)
+                store.save(run)
+                plan_hashes.append(run.config.config_hash())
+        store.add_to_sweep("synthetic", plan_hashes)
+    return store_path
+
+
+def test_compare_tunes_on_validation_and_never_on_test(compared_store):
+    with Store(compared_store) as store:
+        result = compare(store, "synthetic")
+    chosen = {c.group: c.chosen for c in result.choices}
+    assert "lr=0.003" in chosen["adam"] and "lr=0.1" in chosen["sgd"]
+    adam = next(c for c in result.choices if c.group == "adam")
+    assert adam.test_at_best_val.mean == pytest.approx(0.80)
+    assert len(result.rows) == 3 and all(len(r.seeds) == 4 for r in result.rows)
+    pair = result.paired[0]
+    assert pair.seeds == 4 and pair.mean_difference == pytest.approx(0.10)
+    assert pair.p_value == pytest.approx(2 / 16)
+    # Target 0.5 is reached at epoch 1 by every arm; the fastest takes 1.0 s.
+    assert result.profile["fraction"][0] == pytest.approx(1 / 3)
+    assert result.profile["fraction"][-1] == 1.0
+
+
+def test_compare_recomputes_time_to_a_new_target(compared_store):
+    with Store(compared_store) as store:
+        result = compare(store, "synthetic", target=0.84)
+    reached = {r.label: r.reached for r in result.rows}
+    assert sum(reached.values()) == 4  # only adam 3e-3 reaches 0.84 validation accuracy
+    row = next(r for r in result.rows if r.reached)
+    assert row.epochs_to_target.mean == 2 and row.seconds_to_target.mean == pytest.approx(4.0)
+
+
+def test_sign_flip_p_values_are_exact():
+    assert sign_flip_p_value([1.0, 1.0, 1.0]) == 0.25
+    assert sign_flip_p_value([1.0, -1.0]) == 1.0
+    assert sign_flip_p_value([]) == 1.0
+    assert sign_flip_p_value([0.5] * 6) == pytest.approx(2 / 64)
+
+
+def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
+    plan_file = tmp_path / "cli.toml"
+    plan_file.write_text(SMALL.format(name="cli", budget="epochs = 1", seeds="[0, 1]"))
+    result = invoke("sweep", plan_file, "--store", store_path)
+    assert result.exit_code == 0, result.output
+    assert "8 trained" in result.stdout
+    again = invoke("sweep", plan_file, "--store", store_path)
+    assert "8 already in the store" in again.stdout
+    table = invoke("compare", plan_file, "--store", store_path)
+    assert table.exit_code == 0 and "tuned on validation" in table.stdout
+    data = json.loads(invoke("compare", "--sweep", "cli", "--store", store_path, "--json").stdout)
+    assert len(data["rows"]) == 4 and data["by"] == "optimizer"
+    csv_text = invoke("compare", "--sweep", "cli", "--store", store_path, "--csv").stdout
+    assert len(csv_text.strip().splitlines()) == 5
+    out = tmp_path / "runs.csv"
+    assert invoke("export", "--sweep", "cli", "--out", out, "--store", store_path).exit_code == 0
+    assert len(out.read_text().strip().splitlines()) == 9
+    epochs = json.loads(
+        invoke("export", "--epochs", "--format", "json", "--store", store_path).stdout
+    )
+    assert len(epochs) == 8 and "val_accuracy" in epochs[0] and "config.lr" in epochs[0]
+    dry = invoke("sweep", "optimizers", "--dry-run")
+    assert "plan optimizers: 135 configs" in dry.stdout
+    assert "lr-demo" in invoke("plans").stdout
+
+
+def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):
+    plan_file = tmp_path / "bad.toml"
+    plan_file.write_text(
+        SMALL.format(name="bad", budget="epochs = 1", seeds="[0]").replace('"he_normal"', '"he"')
+    )
+    result = invoke("sweep", plan_file, "--store", store_path)
+    assert result.exit_code == 2 and "bad.toml:" in result.stderr
+    assert "unknown initializer 'he'" in result.stderr
+    assert not store_path.exists()
+    missing = invoke("compare", "--sweep", "nope", "--store", store_path)
+    assert missing.exit_code == 2
