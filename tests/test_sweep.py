@@ -249,6 +249,15 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
         invoke("export", "--epochs", "--format", "json", "--store", store_path).stdout
     )
     assert len(epochs) == 8 and "val_accuracy" in epochs[0] and "config.lr" in epochs[0]
+    parquet = tmp_path / "runs.parquet"
+    assert (
+        invoke("export", "--format", "parquet", "--out", parquet, "--store", store_path).exit_code
+        == 0
+    )
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    assert table.num_rows == 8 and "config.lr" in table.column_names
     dry = invoke("sweep", "optimizers", "--dry-run")
     assert "plan optimizers: 135 configs" in dry.stdout
     assert "lr-demo" in invoke("plans").stdout
