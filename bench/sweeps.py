@@ -3,43 +3,61 @@
     python -m bench.sweeps
 
 1. Overhead: the bundled `initializers` plan (24 runs) with `--set epochs=2`, once as a sweep into
-   a fresh store (planning, data loading, store writes, progress), and once as the same 24 configs
-   passed to `costhill.train` one after the other with nothing stored. Ratio = sweep wall time /
-   sum of the bare runs' times, measured in this one process.
+   a fresh store (planning, data loading, store writes), and once as the same 24 configs passed to
+   `costhill.train` one after the other with nothing stored, each in a fresh process (so neither
+   inherits the other's compilations). Ratio = sweep time / sum of the bare runs' times.
 2. Scale: 1,000 synthetic runs (10 epochs each) in a fresh store, then `compare` over them.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+_SWEEP = """
+import sys, tempfile, time
+from pathlib import Path
+from costhill.plans import load_plan
+from costhill.store import Store
+from costhill.sweep import run_plan
+plan = load_plan("initializers", overrides={"epochs": 2})
+with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs.db") as store:
+    started = time.perf_counter()
+    run_plan(plan, store)
+    print(time.perf_counter() - started)
+"""
+
+_BARE = """
+import time
+from costhill import train
+from costhill.data import load
+from costhill.plans import load_plan
+plan = load_plan("initializers", overrides={"epochs": 2})
+data = load("fashion-mnist")
+total = 0.0
+for config in plan.configs:
+    started = time.perf_counter()
+    train(config, data=data)
+    total += time.perf_counter() - started
+print(total)
+"""
+
 
 def overhead() -> tuple[float, float]:
-    from costhill import train
-    from costhill.plans import load_plan
-    from costhill.store import Store
-    from costhill.sweep import resolve_budget, run_plan
-
-    plan = load_plan("initializers", overrides={"epochs": 2})
-    with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        with Store(Path(folder) / "runs.db") as store:
-            run_plan(plan, store)
-        sweep_seconds = time.perf_counter() - started
-    from costhill.data import load
-
-    data = load("fashion-mnist")
-    bare = 0.0
-    for config in plan.configs:
-        config = resolve_budget(plan, config, data)
-        started = time.perf_counter()
-        train(config, data=data)
-        bare += time.perf_counter() - started
-    return sweep_seconds, bare
+    """(sweep seconds, sum of bare train() seconds), each side in a fresh process so that
+    neither inherits the other's compilations; the sweep's time includes loading the data."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    seconds = []
+    for script in (_SWEEP, _BARE):
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+        )
+        seconds.append(float(out.stdout.strip().splitlines()[-1]))
+    return seconds[0], seconds[1]
 
 
 def compare_scale(runs: int = 1000) -> float:

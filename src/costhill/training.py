@@ -26,7 +26,7 @@ import optax
 from jaxtyping import Array, Float, Int
 
 from . import __version__
-from ._types import OptState, Params
+from ._types import Key, OptState, Params
 from .config import RunConfig
 from .data import Dataset, Split, load
 from .errors import ConfigError
@@ -256,6 +256,23 @@ def _model_key(cfg: RunConfig) -> tuple[Any, ...]:
     return (cfg.model, cfg.hidden, cfg.activation)
 
 
+_INIT_CACHE: dict[tuple[Any, ...], Callable[[Key], Params]] = {}
+
+
+def _compiled_init(cfg: RunConfig, model: Model, kernel_init: Any, bias_init: Any):
+    """The model's initialization as one compiled call, reused by runs with the same specs.
+
+    Run op by op, the initializers dispatch (and compile) dozens of small operations: ~0.4 s a
+    run, a third of a short run's time in a sweep.
+    """
+    key = (*_model_key(cfg), cfg.init, cfg.bias_init)
+    if key not in _INIT_CACHE:
+        _INIT_CACHE[key] = jax.jit(
+            lambda k: model.init(key=k, kernel_init=kernel_init, bias_init=bias_init)
+        )
+    return _INIT_CACHE[key]
+
+
 def _to_numpy_tree(params: Params) -> dict[str, np.ndarray]:
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     return {
@@ -463,7 +480,7 @@ def _train_arms(
 
     # 3. Parameters and optimizer state (the data order is drawn per epoch by epoch_order).
     arm_params = [
-        model.init(key=jax.random.key(c.seed), kernel_init=kernel_init, bias_init=bias_init)
+        _compiled_init(c, model, kernel_init, bias_init)(jax.random.key(c.seed))
         for c, (_, kernel_init, bias_init) in zip(configs, checked, strict=True)
     ]
     if vectorize:
