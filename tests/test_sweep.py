@@ -274,3 +274,19 @@ def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):
     assert not store_path.exists()
     missing = invoke("compare", "--sweep", "nope", "--store", store_path)
     assert missing.exit_code == 2
+
+
+def test_workers_give_the_numbers_of_a_sequential_sweep(tmp_path):
+    plan = _plan(name="parallel", budget="epochs = 1", seeds="[0]")
+    with Store(tmp_path / "seq.db") as store:
+        run_plan(plan, store)
+        sequential = {r["config_hash"]: r for r in store.sweep_runs("parallel")}
+    with Store(tmp_path / "par.db") as store:
+        report = run_plan(plan, store, workers=2)
+        parallel = {r["config_hash"]: r for r in store.sweep_runs("parallel")}
+        run = store.load(parallel[next(iter(parallel))]["run_id"])
+    assert report.trained == len(plan) == len(parallel)
+    assert parallel.keys() == sequential.keys()
+    for key, row in parallel.items():
+        assert row["test_accuracy"] == pytest.approx(sequential[key]["test_accuracy"], abs=1e-6)
+    assert run.params is not None and len(run.step_costs) == 1

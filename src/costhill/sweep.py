@@ -48,19 +48,38 @@ def resolve_budget(plan: Plan, config: RunConfig, data: Dataset) -> RunConfig:
     return config.replace(epochs=plan.budget.epochs_for(n, steps_per_epoch))
 
 
+_WORKER_DATA: dict[tuple[Any, ...], Dataset] = {}
+
+
+def _train_in_worker(config: RunConfig, data_dir: str | None) -> Run:
+    """Train one config in a worker process (each worker loads each dataset once)."""
+    key = (config.dataset, config.validation, config.split_seed)
+    if key not in _WORKER_DATA:
+        _WORKER_DATA[key] = load(
+            config.dataset,
+            data_dir=data_dir,
+            validation=config.validation,
+            split_seed=config.split_seed,
+        )
+    return train(config, data=_WORKER_DATA[key])
+
+
 def run_plan(
     plan: Plan,
     store: Store,
     *,
     data_dir: str | None = None,
+    workers: int = 1,
     on_run_start: Callable[[int, RunConfig], None] | None = None,
     on_epoch: Callable[[Run, Any, Any], None] | None = None,
     on_run_end: Callable[[int, Run | None], None] | None = None,
 ) -> SweepReport:
     """Train the plan's configs that the store lacks; return what was done.
 
+    With ``workers > 1`` the runs train in that many local processes and come back whole to this
+    one, which alone writes the store (a run is then stored when it ends, not epoch by epoch).
     ``on_run_start(position, config)`` and ``on_run_end(position, run or None if skipped)`` let a
-    caller show progress; ``on_epoch`` is passed through to ``train``.
+    caller show progress; ``on_epoch`` is passed through to ``train`` when training in-process.
     """
     started = time.perf_counter()
     datasets: dict[tuple[Any, ...], Dataset] = {}
@@ -81,12 +100,27 @@ def run_plan(
     store.add_to_sweep(plan.name, hashes)
     done = store.done_hashes(hashes)
     report = SweepReport(planned=len(resolved))
+    todo = []
     for position, (config, config_hash) in enumerate(zip(resolved, hashes, strict=True)):
         if config_hash in done:
             report.skipped += 1
             if on_run_end is not None:
                 on_run_end(position, None)
-            continue
+        else:
+            todo.append((position, config))
+    if workers > 1:
+        _run_in_workers(
+            todo,
+            store,
+            report,
+            data_dir=data_dir,
+            workers=workers,
+            on_run_start=on_run_start,
+            on_run_end=on_run_end,
+        )
+        report.wall_seconds = time.perf_counter() - started
+        return report
+    for position, config in todo:
         if on_run_start is not None:
             on_run_start(position, config)
         run_started = time.perf_counter()
@@ -108,7 +142,6 @@ def run_plan(
                 store.mark(current[0].run_id, "interrupted")
             raise
         store.finish(run)
-        done.add(config_hash)
         report.trained += 1
         report.diverged += run.status == "diverged"
         report.run_ids.append(int(run.run_id or 0))
@@ -117,3 +150,45 @@ def run_plan(
             on_run_end(position, run)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _run_in_workers(
+    todo: list[tuple[int, RunConfig]],
+    store: Store,
+    report: SweepReport,
+    *,
+    data_dir: str | None,
+    workers: int,
+    on_run_start: Callable[[int, RunConfig], None] | None,
+    on_run_end: Callable[[int, Run | None], None] | None,
+) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn, not fork: a forked JAX runtime is not safe to use.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {}
+        for position, config in todo:
+            if on_run_start is not None:
+                on_run_start(position, config)
+            pending[pool.submit(_train_in_worker, config, data_dir)] = position
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    position = pending.pop(future)
+                    run = future.result()
+                    run.run_id = None
+                    store.save(run)
+                    report.trained += 1
+                    report.diverged += run.status == "diverged"
+                    report.run_ids.append(int(run.run_id or 0))
+                    report.training_seconds += run.compile_seconds + sum(
+                        e.seconds + e.eval_seconds for e in run.epochs
+                    )
+                    if on_run_end is not None:
+                        on_run_end(position, run)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -28,9 +28,21 @@ SET_OPTION = click.option(
 @STORE_OPTION
 @SET_OPTION
 @DATA_OPTION
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train in this many local processes (this one alone writes the store).",
+)
 @click.option("--dry-run", is_flag=True, help="Check the plan and list its configs; train nothing.")
 def sweep(
-    plan: str, store_path: str, set_pairs: tuple[str, ...], data_dir: str | None, dry_run: bool
+    plan: str,
+    store_path: str,
+    set_pairs: tuple[str, ...],
+    data_dir: str | None,
+    workers: int,
+    dry_run: bool,
 ) -> None:
     """Train every config of PLAN (a TOML file or a bundled plan's name) that the store lacks.
 
@@ -41,6 +53,7 @@ def sweep(
         costhill sweep optimizers --set epochs=2 --set dataset=fashion-mnist-sample
         costhill sweep my-plan.toml --store runs.db
         costhill sweep regimes --dry-run
+        costhill sweep initializers --workers 2
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -98,7 +111,8 @@ def sweep(
                 loaded,
                 store,
                 data_dir=data_dir,
-                on_run_start=on_run_start,
+                workers=workers,
+                on_run_start=on_run_start if workers == 1 else None,
                 on_epoch=on_epoch,
                 on_run_end=on_run_end,
             )
