@@ -231,3 +231,52 @@ def test_demo_runs_and_shows_predictions(invoke, store_path, tmp_path, monkeypat
     assert "shipped with costhill" in result.stdout
     assert "predictions of run 1" in result.stdout
     assert out.exists()
+
+
+def _scalar_tags(directory) -> dict[str, int]:
+    """Count scalar events per tag in TensorBoard event files (TFRecord framing, read by hand)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    counts: dict[str, int] = {}
+    for path in directory.rglob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                counts[value.tag] = counts.get(value.tag, 0) + 1
+    return counts
+
+
+def test_tensorboard_events_from_train_sweep_and_export(invoke, store_path, tmp_path):
+    tb = tmp_path / "tb"
+    result = invoke(
+        "train",
+        *SAMPLE,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "1",
+        "--store",
+        store_path,
+        "--tensorboard",
+        tb,
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    tags = _scalar_tags(tb)
+    assert tags["accuracy/val"] == 2 and tags["cost/test"] == 2
+    # 1,700 steps an epoch, drawn as at most 1,000 block means each.
+    assert 1700 // 2 <= tags["cost/step"] // 2 <= 1000
+    exported = tmp_path / "exported"
+    assert (
+        invoke(
+            "export", "--format", "tensorboard", "--out", exported, "--store", store_path
+        ).exit_code
+        == 0
+    )
+    assert _scalar_tags(exported)["accuracy/train"] == 2

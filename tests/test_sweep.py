@@ -258,6 +258,10 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
 
     table = pq.read_table(parquet)
     assert table.num_rows == 8 and "config.lr" in table.column_names
+    tb = tmp_path / "tb"
+    other = tmp_path / "other.db"
+    assert invoke("sweep", plan_file, "--store", other, "--tensorboard", tb).exit_code == 0
+    assert len([d for d in tb.iterdir() if d.is_dir()]) == 8
     dry = invoke("sweep", "optimizers", "--dry-run")
     assert "plan optimizers: 135 configs" in dry.stdout
     assert "lr-demo" in invoke("plans").stdout

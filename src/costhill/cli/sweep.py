@@ -12,7 +12,7 @@ import click
 
 from ..errors import ConfigError
 from ._console import make_console
-from .train import DATA_OPTION, STORE_OPTION
+from .train import DATA_OPTION, STORE_OPTION, TENSORBOARD_OPTION
 
 SET_OPTION = click.option(
     "--set",
@@ -36,6 +36,7 @@ SET_OPTION = click.option(
     help="Train in this many local processes (this one alone writes the store).",
 )
 @click.option("--dry-run", is_flag=True, help="Check the plan and list its configs; train nothing.")
+@TENSORBOARD_OPTION
 def sweep(
     plan: str,
     store_path: str,
@@ -43,6 +44,7 @@ def sweep(
     data_dir: str | None,
     workers: int,
     dry_run: bool,
+    tensorboard: str | None,
 ) -> None:
     """Train every config of PLAN (a TOML file or a bundled plan's name) that the store lacks.
 
@@ -94,7 +96,15 @@ def sweep(
             f"B={config.batch_size} seed={config.seed}",
         )
 
+    writers: dict[int, Any] = {}
+
     def on_epoch(run: Any, record: Any, costs: Any) -> None:
+        if tensorboard:
+            from ..tensorboard import TensorBoardWriter
+
+            if run.run_id not in writers:
+                writers[run.run_id] = TensorBoardWriter(tensorboard, run)
+            writers[run.run_id].epoch(run, record, costs)
         val = "—" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
         progress.update(
             current,
@@ -104,6 +114,14 @@ def sweep(
 
     def on_run_end(position: int, run: Any) -> None:
         progress.advance(overall)
+        if run is None or not tensorboard:
+            return
+        if run.run_id in writers:
+            writers.pop(run.run_id).close()
+        elif workers > 1:  # runs from workers come back whole
+            from ..tensorboard import write_run
+
+            write_run(run, tensorboard)
 
     try:
         with progress:
@@ -270,9 +288,10 @@ def compare(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "json", "parquet"]),
+    type=click.Choice(["csv", "json", "parquet", "tensorboard"]),
     default="csv",
     show_default=True,
+    help="tensorboard writes one event directory per run under --out DIR.",
 )
 @click.option("--sweep", "sweep_name", help="Only this sweep's runs.")
 @click.option("--epochs", "per_epoch", is_flag=True, help="One row per epoch instead of per run.")
@@ -289,11 +308,21 @@ def export(
     Example:
         costhill export --format csv --out runs.csv
         costhill export --sweep optimizers --epochs --format json
+        costhill export --sweep optimizers --format tensorboard --out tb/
     """
     from ..store import Store
 
     with Store(store_path, create=False) as store:
         runs = store.sweep_runs(sweep_name) if sweep_name else store.list_runs()
+        if fmt == "tensorboard":
+            from ..tensorboard import write_run
+
+            if not out:
+                raise ConfigError("--format tensorboard needs --out DIR")
+            for row in runs:
+                write_run(store.load(row["run_id"], with_params=False), out)
+            click.echo(f"wrote TensorBoard events of {len(runs)} runs under {out}")
+            return
         rows = _flatten(runs)
         if per_epoch:
             by_id = {r["run_id"]: r for r in rows}

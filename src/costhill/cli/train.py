@@ -23,6 +23,11 @@ STORE_OPTION = click.option(
     type=click.Path(dir_okay=False),
     help="The SQLite run store.",
 )
+TENSORBOARD_OPTION = click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False),
+    help="Also write TensorBoard event files under this directory (costhill[tensorboard]).",
+)
 DATA_OPTION = click.option(
     "--data",
     "data_dir",
@@ -68,9 +73,15 @@ def build_config(
 
 
 def run_and_store(
-    config: RunConfig, *, store_path: str, data_dir: str | None, quiet: bool = False
+    config: RunConfig,
+    *,
+    store_path: str,
+    data_dir: str | None,
+    quiet: bool = False,
+    tensorboard: str | None = None,
 ) -> Run:
-    """Train ``config`` with a progress bar on stderr, writing each epoch to the store."""
+    """Train ``config`` with a progress bar on stderr, writing each epoch to the store (and to
+    TensorBoard event files under ``tensorboard``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..data import load
@@ -105,14 +116,21 @@ def run_and_store(
     task = progress.add_task("train", total=config.epochs, info="compiling")
 
     started: list[Run] = []
+    writers: list[Any] = []
 
     def on_start(run: Run) -> None:
         started.append(run)
         store.begin(run)
+        if tensorboard:
+            from ..tensorboard import TensorBoardWriter
+
+            writers.append(TensorBoardWriter(tensorboard, run))
         progress.update(task, info=f"run {run.run_id} · compiled in {run.compile_seconds:.1f}s")
 
     def on_epoch(run: Run, record: Any, costs: Any) -> None:
         store.add_epoch(run, record, costs)
+        for writer in writers:
+            writer.epoch(run, record, costs)
         rate = len(costs) * run.batch_size / max(record.seconds, 1e-9)
         val = "—" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
         progress.update(
@@ -137,6 +155,9 @@ def run_and_store(
             )
         store.close()
         sys.exit(130)
+    finally:
+        for writer in writers:
+            writer.close()
     store.close()
     return run
 
@@ -229,6 +250,7 @@ def print_summary(run: Run, *, as_json: bool) -> None:
 @STORE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, no table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@TENSORBOARD_OPTION
 def train(
     preset: str | None,
     data_dir: str | None,
@@ -236,6 +258,7 @@ def train(
     store_path: str,
     as_json: bool,
     quiet: bool,
+    tensorboard: str | None,
     **flags: Any,
 ) -> None:
     """Train one classifier and store the run.
@@ -247,7 +270,9 @@ def train(
         costhill train --batch-size full --optimizer adam --lr 1e-2 --epochs 200 --json
     """
     config = build_config(preset, flags, opt_pairs)
-    run = run_and_store(config, store_path=store_path, data_dir=data_dir, quiet=quiet)
+    run = run_and_store(
+        config, store_path=store_path, data_dir=data_dir, quiet=quiet, tensorboard=tensorboard
+    )
     print_summary(run, as_json=as_json)
 
 
