@@ -294,3 +294,30 @@ def test_workers_give_the_numbers_of_a_sequential_sweep(tmp_path):
     for key, row in parallel.items():
         assert row["test_accuracy"] == pytest.approx(sequential[key]["test_accuracy"], abs=1e-6)
     assert run.params is not None and len(run.step_costs) == 1
+
+
+def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
+    from costhill.sweep import cohort_groups
+
+    stochastic = _plan(name="sgd1", budget="epochs = 1", seeds="[0, 1]", source="s.toml").configs
+    stochastic = tuple(c.replace(batch_size=1) for c in stochastic)
+    todo = list(enumerate(stochastic))
+    groups = cohort_groups(todo, "auto")
+    # 2 inits x 2 seeds share everything else within each lr: one cohort of 4 per lr.
+    assert sorted(len(g) for g in groups) == [4, 4]
+    assert all(len(g) == 1 for g in cohort_groups(todo, "never"))
+    minibatch = list(enumerate(_plan().configs))
+    assert all(len(g) == 1 for g in cohort_groups(minibatch, "auto"))
+    assert sorted(len(g) for g in cohort_groups(minibatch, "always")) == [4, 4]
+
+    plan = _plan(name="together")
+    with Store(tmp_path / "alone.db") as store:
+        run_plan(plan, store, cohorts="never")
+        alone = {r["config_hash"]: r for r in store.sweep_runs("together")}
+    with Store(tmp_path / "cohort.db") as store:
+        run_plan(plan, store, cohorts="always")
+        together = {r["config_hash"]: r for r in store.sweep_runs("together")}
+    assert together.keys() == alone.keys()
+    for key, row in together.items():
+        assert row["data"]["cohort_size"] == 4
+        assert row["test_accuracy"] == pytest.approx(alone[key]["test_accuracy"], abs=0.005)

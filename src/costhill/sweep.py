@@ -10,6 +10,7 @@ the sweep goes on. Only this driver process writes the store.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +20,38 @@ from .config import RunConfig
 from .data import Dataset, load
 from .plans import Plan
 from .store import Store
-from .training import Run, train
+from .training import COHORT_FIELDS, Run, train, train_cohort
 
 # A seconds budget trains whole epochs until the time is spent, up to this many.
 SECONDS_BUDGET_EPOCH_CAP = 10_000
+# Cohorts paid 1.37x for batch-1 epochs and 1.11x for batch 64 on the 2-core CPU (BENCHMARKS.md):
+# tiny steps are bound by per-step overhead, which arms share; big ones by arithmetic, which not.
+COHORT_MAX_BATCH = 16
+COHORT_MAX_ARMS = 8
+
+
+def cohort_groups(
+    todo: list[tuple[int, RunConfig]], cohorts: str
+) -> list[list[tuple[int, RunConfig]]]:
+    """Group configs that may train as one cohort (see ``run_plan``), in plan order."""
+    if cohorts not in ("auto", "always", "never"):
+        raise ValueError(f"cohorts must be auto, always or never, not {cohorts!r}")
+    by_rest: dict[str, list[tuple[int, RunConfig]]] = {}
+    for item in todo:
+        rest = {k: v for k, v in item[1].to_dict().items() if k not in COHORT_FIELDS}
+        by_rest.setdefault(json.dumps(rest, sort_keys=True), []).append(item)
+    groups: list[list[tuple[int, RunConfig]]] = []
+    for members in by_rest.values():
+        first = members[0][1]
+        small = first.batch_size != "full" and int(first.batch_size) <= COHORT_MAX_BATCH
+        together = cohorts == "always" or (cohorts == "auto" and small)
+        if len(members) > 1 and together and first.optimizer != "noisy_sgd":
+            groups += [
+                members[i : i + COHORT_MAX_ARMS] for i in range(0, len(members), COHORT_MAX_ARMS)
+            ]
+        else:
+            groups += [[member] for member in members]
+    return sorted(groups, key=lambda group: group[0][0])
 
 
 @dataclass
@@ -70,12 +99,16 @@ def run_plan(
     *,
     data_dir: str | None = None,
     workers: int = 1,
+    cohorts: str = "auto",
     on_run_start: Callable[[int, RunConfig], None] | None = None,
     on_epoch: Callable[[Run, Any, Any], None] | None = None,
     on_run_end: Callable[[int, Run | None], None] | None = None,
 ) -> SweepReport:
     """Train the plan's configs that the store lacks; return what was done.
 
+    ``cohorts``: ``auto`` trains configs that differ only in seed or initializer together as one
+    vmap-ed cohort when their batch is at most ``COHORT_MAX_BATCH`` (where BENCHMARKS.md shows it
+    pays on a CPU), ``always`` does so at any batch size, ``never`` trains every run alone.
     With ``workers > 1`` the runs train in that many local processes and come back whole to this
     one, which alone writes the store (a run is then stored when it ends, not epoch by epoch).
     ``on_run_start(position, config)`` and ``on_run_end(position, run or None if skipped)`` let a
@@ -120,9 +153,10 @@ def run_plan(
         )
         report.wall_seconds = time.perf_counter() - started
         return report
-    for position, config in todo:
-        if on_run_start is not None:
-            on_run_start(position, config)
+    for group in cohort_groups(todo, cohorts):
+        for position, config in group:
+            if on_run_start is not None:
+                on_run_start(position, config)
         run_started = time.perf_counter()
         current: list[Run] = []
 
@@ -135,19 +169,27 @@ def run_plan(
             if on_epoch is not None:
                 on_epoch(run, record, costs)
 
+        configs = [config for _, config in group]
+        data = data_for(configs[0])
         try:
-            run = train(config, data=data_for(config), on_start=begin, on_epoch=epoch_done)
+            runs = (
+                train_cohort(configs, data=data, on_start=begin, on_epoch=epoch_done)
+                if len(configs) > 1
+                else [train(configs[0], data=data, on_start=begin, on_epoch=epoch_done)]
+            )
         except KeyboardInterrupt:
-            if current and current[0].run_id is not None:
-                store.mark(current[0].run_id, "interrupted")
+            for run in current:
+                if run.run_id is not None:
+                    store.mark(run.run_id, "interrupted")
             raise
-        store.finish(run)
-        report.trained += 1
-        report.diverged += run.status == "diverged"
-        report.run_ids.append(int(run.run_id or 0))
+        for (position, _), run in zip(group, runs, strict=True):
+            store.finish(run)
+            report.trained += 1
+            report.diverged += run.status == "diverged"
+            report.run_ids.append(int(run.run_id or 0))
+            if on_run_end is not None:
+                on_run_end(position, run)
         report.training_seconds += time.perf_counter() - run_started
-        if on_run_end is not None:
-            on_run_end(position, run)
     report.wall_seconds = time.perf_counter() - started
     return report
 

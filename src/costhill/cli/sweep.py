@@ -35,6 +35,14 @@ SET_OPTION = click.option(
     show_default=True,
     help="Train in this many local processes (this one alone writes the store).",
 )
+@click.option(
+    "--cohorts",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Train configs differing only in seed or init as one vmapped cohort: auto = for "
+    "batches of 16 or fewer, where it pays on a CPU.",
+)
 @click.option("--dry-run", is_flag=True, help="Check the plan and list its configs; train nothing.")
 @TENSORBOARD_OPTION
 def sweep(
@@ -43,6 +51,7 @@ def sweep(
     set_pairs: tuple[str, ...],
     data_dir: str | None,
     workers: int,
+    cohorts: str,
     dry_run: bool,
     tensorboard: str | None,
 ) -> None:
@@ -130,6 +139,7 @@ def sweep(
                 store,
                 data_dir=data_dir,
                 workers=workers,
+                cohorts=cohorts,
                 on_run_start=on_run_start if workers == 1 else None,
                 on_epoch=on_epoch,
                 on_run_end=on_run_end,
