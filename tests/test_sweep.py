@@ -221,6 +221,24 @@ def test_compare_recomputes_time_to_a_new_target(compared_store):
     assert row.epochs_to_target.mean == 2 and row.seconds_to_target.mean == pytest.approx(4.0)
 
 
+@pytest.mark.parametrize(
+    "at,expected",
+    [
+        (("epochs", 1), 0.75),
+        (("steps", 24), 0.75),
+        (("examples", 3000), 0.85),
+        (("seconds", 2.0), 0.75),
+    ],
+)
+def test_compare_at_an_equal_budget(compared_store, at, expected):
+    """Arm adam 3e-3 (validation 0.75 then 0.85 over 2 epochs of 2 s each, 1,500 images)."""
+    with Store(compared_store) as store:
+        result = compare(store, "synthetic", at=at)
+    row = next(r for r in result.rows if "lr=0.003" in r.label)
+    assert row.at_budget is not None
+    assert row.at_budget.mean == pytest.approx(expected + 0.0015, abs=1e-6)
+
+
 def test_sign_flip_p_values_are_exact():
     assert sign_flip_p_value([1.0, 1.0, 1.0]) == 0.25
     assert sign_flip_p_value([1.0, -1.0]) == 1.0
@@ -236,8 +254,11 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
     assert "8 trained" in result.stdout
     again = invoke("sweep", plan_file, "--store", store_path)
     assert "8 already in the store" in again.stdout
-    table = invoke("compare", plan_file, "--store", store_path)
+    table = invoke("compare", plan_file, "--store", store_path, "--at", "examples=1700")
     assert table.exit_code == 0 and "tuned on validation" in table.stdout
+    assert "val acc at examples=1700" in table.stdout
+    bad = invoke("compare", plan_file, "--store", store_path, "--at", "hours=2")
+    assert bad.exit_code == 2 and "--at hours" in bad.stderr
     data = json.loads(invoke("compare", "--sweep", "cli", "--store", store_path, "--json").stdout)
     assert len(data["rows"]) == 4 and data["by"] == "optimizer"
     csv_text = invoke("compare", "--sweep", "cli", "--store", store_path, "--csv").stdout

@@ -64,6 +64,7 @@ class ArmRow:
     epochs_to_target: Stat
     steps_to_target: Stat
     seconds_to_target: Stat
+    at_budget: Stat | None = None  # validation accuracy at an equal budget (``compare(at=...)``)
     per_seed_val: dict[int, float] = field(default_factory=dict)
     per_seed_test: dict[int, float] = field(default_factory=dict)
 
@@ -91,6 +92,7 @@ class Paired:
 class Comparison:
     sweep: str
     target: float | None
+    at: tuple[str, float] | None
     by: str
     varying: list[str]
     rows: list[ArmRow]
@@ -149,10 +151,51 @@ def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[i
     return reached
 
 
+AT_KINDS = ("epochs", "examples", "steps", "seconds")
+
+
+def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict[int, float]:
+    """Each run's validation accuracy (test where it holds out none) at the last epoch whose
+    cumulative epochs, examples, steps or training seconds are within ``amount``."""
+    values: dict[int, float] = {}
+    num_train = {r["run_id"]: r["num_train"] for r in runs}
+    ids = list(num_train)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = store.db.execute(
+            f"SELECT run_id, epoch, steps, val_accuracy, test_accuracy, seconds FROM epochs "
+            f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, epoch",
+            chunk,
+        )
+        elapsed: dict[int, float] = {}
+        for run_id, epoch, steps, val, test, seconds in rows:
+            elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
+            spent = {
+                "epochs": epoch,
+                "examples": epoch * num_train[run_id],
+                "steps": steps,
+                "seconds": elapsed[run_id],
+            }[kind]
+            measured = val if val is not None else test
+            if spent <= amount and measured is not None:
+                values[run_id] = measured
+    return values
+
+
 def compare(
-    store: Store, sweep: str, *, by: str = "optimizer", target: float | None = None
+    store: Store,
+    sweep: str,
+    *,
+    by: str = "optimizer",
+    target: float | None = None,
+    at: tuple[str, float] | None = None,
 ) -> Comparison:
-    """Compare the arms of ``sweep`` (see the module docstring)."""
+    """Compare the arms of ``sweep`` (see the module docstring).
+
+    ``at = (kind, amount)``, kind one of epochs, examples, steps, seconds, adds each arm's
+    validation accuracy at that equal budget: how the article's regimes compare at equal epochs,
+    examples seen, updates or wall-clock.
+    """
     from .errors import StoreError
 
     runs = store.sweep_runs(sweep)
@@ -169,6 +212,9 @@ def compare(
     else:
         recomputed = _targets(store, runs, target)
 
+    if at is not None and at[0] not in AT_KINDS:
+        raise StoreError(f"--at {at[0]}: expected one of {', '.join(AT_KINDS)}")
+    at_values = _at_budget(store, runs, *at) if at is not None else None
     groups: dict[str, list[dict]] = {}
     for run in runs:
         groups.setdefault(_arm_key(run["config"]), []).append(run)
@@ -199,6 +245,9 @@ def compare(
                 epochs_to_target=Stat.of([t[0] for t in hits]),
                 steps_to_target=Stat.of([t[1] for t in hits]),
                 seconds_to_target=Stat.of([t[2] for t in hits]),
+                at_budget=None
+                if at_values is None
+                else Stat.of([at_values.get(r["run_id"]) for r in members]),
                 per_seed_val={r["seed"]: r["best_val_accuracy"] or 0.0 for r in members},
                 per_seed_test={r["seed"]: r["test_at_best_val"] or 0.0 for r in members},
             )
@@ -209,6 +258,7 @@ def compare(
     return Comparison(
         sweep=sweep,
         target=target,
+        at=at,
         by=by,
         varying=varying,
         rows=rows,

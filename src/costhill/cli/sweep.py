@@ -177,6 +177,13 @@ def _sweep_name(plan_or_name: str | None, sweep_name: str | None) -> str:
     help="The axis to tune within: each of its values gets its best arm.",
 )
 @click.option("--target", type=float, help="Recompute time-to-target for this accuracy.")
+@click.option(
+    "--at",
+    "at_budget",
+    metavar="KIND=AMOUNT",
+    help="Also show validation accuracy at an equal budget: epochs=N, examples=N, steps=N "
+    "or seconds=S.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The whole comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per arm.")
 def compare(
@@ -185,6 +192,7 @@ def compare(
     store_path: str,
     by: str,
     target: float | None,
+    at_budget: str | None,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -195,6 +203,7 @@ def compare(
         costhill compare optimizers
         costhill compare --sweep lr-demo --by init --target 0.85
         costhill compare optimizers --csv > arms.csv
+        costhill compare regimes --by batch_size --at examples=300000
     """
     from rich.table import Table
 
@@ -202,8 +211,17 @@ def compare(
     from ..store import Store
 
     name = _sweep_name(plan, sweep_name)
+    at = None
+    if at_budget:
+        kind, _, amount = at_budget.partition("=")
+        try:
+            at = (kind.strip(), float(amount))
+        except ValueError:
+            raise ConfigError(
+                f"--at {at_budget!r}: expected KIND=AMOUNT, e.g. steps=1000"
+            ) from None
     with Store(store_path, create=False) as store:
-        result = run_compare(store, name, by=by, target=target)
+        result = run_compare(store, name, by=by, at=at, target=target)
     if as_json:
         click.echo(result.to_json())
         return
@@ -254,6 +272,7 @@ def compare(
         "epochs to target",
         "seconds to target",
         "diverged",
+        *([f"val acc at {result.at[0]}={result.at[1]:g}"] if result.at else []),
     ):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for row in sorted(result.rows, key=lambda r: -(r.best_val.mean or 0.0)):
@@ -266,6 +285,7 @@ def compare(
             f"{row.epochs_to_target.text(1)} ({row.reached}/{len(row.seeds)})",
             row.seconds_to_target.text(2),
             str(row.diverged),
+            *([row.at_budget.text()] if row.at_budget is not None else []),
         )
     console.print(table)
     tuned = Table(title=f"tuned on validation within each {by} (test reported, never used)")
