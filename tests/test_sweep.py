@@ -256,7 +256,13 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
     assert "8 already in the store" in again.stdout
     table = invoke("compare", plan_file, "--store", store_path, "--at", "examples=1700")
     assert table.exit_code == 0 and "tuned on validation" in table.stdout
-    assert "val acc at examples=1700" in table.stdout
+    at = json.loads(
+        invoke(
+            "compare", plan_file, "--store", store_path, "--at", "examples=1700", "--json"
+        ).stdout
+    )
+    assert at["at"] == ["examples", 1700.0]
+    assert all(row["at_budget"]["n"] == 2 for row in at["rows"])
     bad = invoke("compare", plan_file, "--store", store_path, "--at", "hours=2")
     assert bad.exit_code == 2 and "--at hours" in bad.stderr
     data = json.loads(invoke("compare", "--sweep", "cli", "--store", store_path, "--json").stdout)
