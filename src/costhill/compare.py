@@ -20,12 +20,14 @@ import itertools
 import json
 import math
 import statistics
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .store import Store
 
 TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+AT_KINDS = ("epochs", "examples", "steps", "seconds")
 
 
 @dataclass
@@ -131,9 +133,9 @@ def _arm_key(config: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
 
 
-def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[int, int, float]]:
-    """Recompute (epoch, step, seconds) to ``target`` validation accuracy from stored epochs."""
-    reached: dict[int, tuple[int, int, float]] = {}
+def _epochs(store: Store, runs: list[dict]) -> Iterator[tuple[int, int, int, float | None, float]]:
+    """(run id, epoch, steps, validation accuracy or test where none, cumulative training
+    seconds) of every stored epoch of ``runs``, in order."""
     ids = [r["run_id"] for r in runs]
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -145,13 +147,16 @@ def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[i
         elapsed: dict[int, float] = {}
         for run_id, epoch, steps, val, test, seconds in rows:
             elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
-            measured = val if val is not None else test
-            if run_id not in reached and measured is not None and measured >= target:
-                reached[run_id] = (epoch, steps, elapsed[run_id])
+            yield run_id, epoch, steps, (val if val is not None else test), elapsed[run_id]
+
+
+def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[int, int, float]]:
+    """Recompute (epoch, step, seconds) to ``target`` validation accuracy from stored epochs."""
+    reached: dict[int, tuple[int, int, float]] = {}
+    for run_id, epoch, steps, measured, seconds in _epochs(store, runs):
+        if run_id not in reached and measured is not None and measured >= target:
+            reached[run_id] = (epoch, steps, seconds)
     return reached
-
-
-AT_KINDS = ("epochs", "examples", "steps", "seconds")
 
 
 def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict[int, float]:
@@ -159,26 +164,15 @@ def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict
     cumulative epochs, examples, steps or training seconds are within ``amount``."""
     values: dict[int, float] = {}
     num_train = {r["run_id"]: r["num_train"] for r in runs}
-    ids = list(num_train)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = store.db.execute(
-            f"SELECT run_id, epoch, steps, val_accuracy, test_accuracy, seconds FROM epochs "
-            f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, epoch",
-            chunk,
-        )
-        elapsed: dict[int, float] = {}
-        for run_id, epoch, steps, val, test, seconds in rows:
-            elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
-            spent = {
-                "epochs": epoch,
-                "examples": epoch * num_train[run_id],
-                "steps": steps,
-                "seconds": elapsed[run_id],
-            }[kind]
-            measured = val if val is not None else test
-            if spent <= amount and measured is not None:
-                values[run_id] = measured
+    for run_id, epoch, steps, measured, seconds in _epochs(store, runs):
+        spent = {
+            "epochs": epoch,
+            "examples": epoch * num_train[run_id],
+            "steps": steps,
+            "seconds": seconds,
+        }[kind]
+        if spent <= amount and measured is not None:
+            values[run_id] = measured
     return values
 
 

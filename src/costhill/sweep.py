@@ -80,17 +80,24 @@ def resolve_budget(plan: Plan, config: RunConfig, data: Dataset) -> RunConfig:
 _WORKER_DATA: dict[tuple[Any, ...], Dataset] = {}
 
 
-def _train_in_worker(config: RunConfig, data_dir: str | None) -> Run:
-    """Train one config in a worker process (each worker loads each dataset once)."""
+def _cached_data(
+    cache: dict[tuple[Any, ...], Dataset], config: RunConfig, data_dir: str | None
+) -> Dataset:
+    """The config's dataset and split, loaded once per cache."""
     key = (config.dataset, config.validation, config.split_seed)
-    if key not in _WORKER_DATA:
-        _WORKER_DATA[key] = load(
+    if key not in cache:
+        cache[key] = load(
             config.dataset,
             data_dir=data_dir,
             validation=config.validation,
             split_seed=config.split_seed,
         )
-    return train(config, data=_WORKER_DATA[key])
+    return cache[key]
+
+
+def _train_in_worker(config: RunConfig, data_dir: str | None) -> Run:
+    """Train one config in a worker process (each worker loads each dataset once)."""
+    return train(config, data=_cached_data(_WORKER_DATA, config, data_dir))
 
 
 def run_plan(
@@ -118,15 +125,7 @@ def run_plan(
     datasets: dict[tuple[Any, ...], Dataset] = {}
 
     def data_for(config: RunConfig) -> Dataset:
-        key = (config.dataset, config.validation, config.split_seed)
-        if key not in datasets:
-            datasets[key] = load(
-                config.dataset,
-                data_dir=data_dir,
-                validation=config.validation,
-                split_seed=config.split_seed,
-            )
-        return datasets[key]
+        return _cached_data(datasets, config, data_dir)
 
     resolved = [resolve_budget(plan, c, data_for(c)) for c in plan.configs]
     hashes = [c.config_hash() for c in resolved]
