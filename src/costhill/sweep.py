@@ -11,6 +11,8 @@ the sweep goes on. Only this driver process writes the store.
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 
 from .config import RunConfig
 from .data import Dataset, load
+from .errors import ConfigError
 from .plans import Plan
 from .store import Store
 from .training import COHORT_FIELDS, Run, train, train_cohort
@@ -106,6 +109,7 @@ def run_plan(
     *,
     data_dir: str | None = None,
     workers: int = 1,
+    ray_address: str | None = None,
     cohorts: str = "auto",
     on_run_start: Callable[[int, RunConfig], None] | None = None,
     on_epoch: Callable[[Run, Any, Any], None] | None = None,
@@ -116,11 +120,14 @@ def run_plan(
     ``cohorts``: ``auto`` trains configs that differ only in seed or initializer together as one
     vmap-ed cohort when their batch is at most ``COHORT_MAX_BATCH`` (where BENCHMARKS.md shows it
     pays on a CPU), ``always`` does so at any batch size, ``never`` trains every run alone.
+    With ``ray_address`` each run is a task on that Ray cluster, also returning to this process.
     With ``workers > 1`` the runs train in that many local processes and come back whole to this
     one, which alone writes the store (a run is then stored when it ends, not epoch by epoch).
     ``on_run_start(position, config)`` and ``on_run_end(position, run or None if skipped)`` let a
     caller show progress; ``on_epoch`` is passed through to ``train`` when training in-process.
     """
+    if ray_address is not None:
+        check_ray_head(ray_address)  # before anything is loaded or stored
     started = time.perf_counter()
     datasets: dict[tuple[Any, ...], Dataset] = {}
 
@@ -140,6 +147,18 @@ def run_plan(
                 on_run_end(position, None)
         else:
             todo.append((position, config))
+    if ray_address is not None:
+        _run_on_ray(
+            todo,
+            store,
+            report,
+            address=ray_address,
+            data_dir=data_dir,
+            on_run_start=on_run_start,
+            on_run_end=on_run_end,
+        )
+        report.wall_seconds = time.perf_counter() - started
+        return report
     if workers > 1:
         _run_in_workers(
             todo,
@@ -193,6 +212,26 @@ def run_plan(
     return report
 
 
+def _store_returned(
+    run: Run,
+    position: int,
+    store: Store,
+    report: SweepReport,
+    on_run_end: Callable[[int, Run | None], None] | None,
+) -> None:
+    """Store a run that came back whole from a worker process or a Ray task."""
+    run.run_id = None
+    store.save(run)
+    report.trained += 1
+    report.diverged += run.status == "diverged"
+    report.run_ids.append(int(run.run_id or 0))
+    report.training_seconds += run.compile_seconds + sum(
+        e.seconds + e.eval_seconds for e in run.epochs
+    )
+    if on_run_end is not None:
+        on_run_end(position, run)
+
+
 def _run_in_workers(
     todo: list[tuple[int, RunConfig]],
     store: Store,
@@ -218,18 +257,63 @@ def _run_in_workers(
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    position = pending.pop(future)
-                    run = future.result()
-                    run.run_id = None
-                    store.save(run)
-                    report.trained += 1
-                    report.diverged += run.status == "diverged"
-                    report.run_ids.append(int(run.run_id or 0))
-                    report.training_seconds += run.compile_seconds + sum(
-                        e.seconds + e.eval_seconds for e in run.epochs
-                    )
-                    if on_run_end is not None:
-                        on_run_end(position, run)
+                    _store_returned(future.result(), pending.pop(future), store, report, on_run_end)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def check_ray_head(address: str, *, timeout: float = 3.0) -> None:
+    """Fail within seconds when Ray is missing or nothing listens at ``address`` (Ray's own
+    connect waits minutes before it gives up)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigError("--ray needs Ray: pip install 'costhill[ray]'") from None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except ValueError:
+        raise ConfigError(f"--ray {address}: expected HOST:PORT of a Ray head") from None
+    except OSError as err:
+        raise ConfigError(
+            f"--ray {address}: no Ray head reachable ({err.strerror or err}); start one with "
+            "`ray start --head` or check the address"
+        ) from None
+
+
+def _run_on_ray(
+    todo: list[tuple[int, RunConfig]],
+    store: Store,
+    report: SweepReport,
+    *,
+    address: str,
+    data_dir: str | None,
+    on_run_start: Callable[[int, RunConfig], None] | None,
+    on_run_end: Callable[[int, Run | None], None] | None,
+) -> None:
+    """Each run is a Ray task; results come back to this driver, which alone writes the store.
+
+    Every Ray node needs costhill installed and the data where ``data_dir`` (or costhill's usual
+    search) finds it on that node.
+    """
+    import ray
+
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(_train_in_worker)
+        pending = {}
+        for position, config in todo:
+            if on_run_start is not None:
+                on_run_start(position, config)
+            pending[task.remote(config, data_dir)] = position
+        while pending:
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            for ref in finished:
+                _store_returned(ray.get(ref), pending.pop(ref), store, report, on_run_end)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        ray.shutdown()

@@ -36,6 +36,13 @@ SET_OPTION = click.option(
     help="Train in this many local processes (this one alone writes the store).",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    metavar="HOST:PORT",
+    help="Run each config as a task on this Ray cluster (costhill[ray]); results come back "
+    "here, and only this process writes the store.",
+)
+@click.option(
     "--cohorts",
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
@@ -51,6 +58,7 @@ def sweep(
     set_pairs: tuple[str, ...],
     data_dir: str | None,
     workers: int,
+    ray_address: str | None,
     cohorts: str,
     dry_run: bool,
     tensorboard: str | None,
@@ -65,6 +73,7 @@ def sweep(
         costhill sweep my-plan.toml --store runs.db
         costhill sweep regimes --dry-run
         costhill sweep initializers --workers 2
+        costhill sweep optimizers --ray head-node:6379
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -83,6 +92,10 @@ def sweep(
         for config in loaded.configs:
             out.print(json.dumps(config.to_dict()))
         return
+    if ray_address:
+        from ..sweep import check_ray_head
+
+        check_ray_head(ray_address)  # fail before the store is even created
     store = Store(store_path)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -127,7 +140,7 @@ def sweep(
             return
         if run.run_id in writers:
             writers.pop(run.run_id).close()
-        elif workers > 1:  # runs from workers come back whole
+        elif workers > 1 or ray_address:  # runs from workers or Ray come back whole
             from ..tensorboard import write_run
 
             write_run(run, tensorboard)
@@ -139,8 +152,9 @@ def sweep(
                 store,
                 data_dir=data_dir,
                 workers=workers,
+                ray_address=ray_address,
                 cohorts=cohorts,
-                on_run_start=on_run_start if workers == 1 else None,
+                on_run_start=on_run_start if workers == 1 and not ray_address else None,
                 on_epoch=on_epoch,
                 on_run_end=on_run_end,
             )
