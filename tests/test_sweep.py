@@ -328,8 +328,10 @@ def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
     from costhill.sweep import cohort_groups
 
     stochastic = _plan(name="sgd1", budget="epochs = 1", seeds="[0, 1]", source="s.toml").configs
-    stochastic = tuple(c.replace(batch_size=1) for c in stochastic)
+    stochastic = tuple(c.replace(batch_size=1, optimizer="sgd") for c in stochastic)
     todo = list(enumerate(stochastic))
+    adam = [(i, c.replace(optimizer="adam")) for i, c in todo]
+    assert all(len(g) == 1 for g in cohort_groups(adam, "auto"))  # memory-bound: no gain
     groups = cohort_groups(todo, "auto")
     # 2 inits x 2 seeds share everything else within each lr: one cohort of 4 per lr.
     assert sorted(len(g) for g in groups) == [4, 4]

@@ -27,9 +27,12 @@ from .training import COHORT_FIELDS, Run, train, train_cohort
 
 # A seconds budget trains whole epochs until the time is spent, up to this many.
 SECONDS_BUDGET_EPOCH_CAP = 10_000
-# Cohorts paid 1.37x for batch-1 epochs and 1.11x for batch 64 on the 2-core CPU (BENCHMARKS.md):
-# tiny steps are bound by per-step overhead, which arms share; big ones by arithmetic, which not.
+# On the 2-core CPU (BENCHMARKS.md) a cohort of 8 paid 1.37x for plain-SGD batch-1 epochs and
+# 1.11x for Adam at batch 64, and a cohort of 3 *cost* 0.87x for Adam at batch 1: tiny steps of a
+# stateless update are bound by per-step overhead, which arms share; Adam's per-step update is
+# bound by memory traffic, which every arm pays in full. So auto means: plain SGD, small batches.
 COHORT_MAX_BATCH = 16
+COHORT_OPTIMIZERS = ("sgd",)
 COHORT_MAX_ARMS = 8
 
 
@@ -47,7 +50,8 @@ def cohort_groups(
     for members in by_rest.values():
         first = members[0][1]
         small = first.batch_size != "full" and int(first.batch_size) <= COHORT_MAX_BATCH
-        together = cohorts == "always" or (cohorts == "auto" and small)
+        pays = small and first.optimizer in COHORT_OPTIMIZERS and not dict(first.opt)
+        together = cohorts == "always" or (cohorts == "auto" and pays)
         if len(members) > 1 and together and first.optimizer != "noisy_sgd":
             groups += [
                 members[i : i + COHORT_MAX_ARMS] for i in range(0, len(members), COHORT_MAX_ARMS)
@@ -118,8 +122,8 @@ def run_plan(
     """Train the plan's configs that the store lacks; return what was done.
 
     ``cohorts``: ``auto`` trains configs that differ only in seed or initializer together as one
-    vmap-ed cohort when their batch is at most ``COHORT_MAX_BATCH`` (where BENCHMARKS.md shows it
-    pays on a CPU), ``always`` does so at any batch size, ``never`` trains every run alone.
+    vmap-ed cohort where BENCHMARKS.md shows it pays on a CPU (plain SGD, batch at most
+    ``COHORT_MAX_BATCH``), ``always`` does so for any config, ``never`` trains every run alone.
     With ``ray_address`` each run is a task on that Ray cluster, also returning to this process.
     With ``workers > 1`` the runs train in that many local processes and come back whole to this
     one, which alone writes the store (a run is then stored when it ends, not epoch by epoch).

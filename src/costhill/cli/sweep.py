@@ -47,8 +47,8 @@ SET_OPTION = click.option(
     type=click.Choice(["auto", "always", "never"]),
     default="auto",
     show_default=True,
-    help="Train configs differing only in seed or init as one vmapped cohort: auto = for "
-    "batches of 16 or fewer, where it pays on a CPU.",
+    help="Train configs differing only in seed or init as one vmapped cohort: auto = plain SGD "
+    "with batches of 16 or fewer, where it pays on a CPU.",
 )
 @click.option("--dry-run", is_flag=True, help="Check the plan and list its configs; train nothing.")
 @TENSORBOARD_OPTION
