@@ -318,7 +318,7 @@ class Suite:
 
         self.cohort_rows = []
         epochs = 2 if self.quick else 3
-        for batch_size, optimizer, lr in ((64, "adam", 1e-3), (1, "sgd", 0.01)):
+        for batch_size, optimizer, lr in ((64, "adam", 1e-3), (1, "sgd", 0.01), (1, "adam", 1e-4)):
             self.say(f"cohort of 8 seeds against 8 runs one by one (B={batch_size}) ...")
             base = RunConfig(
                 validation=0, batch_size=batch_size, optimizer=optimizer, lr=lr, epochs=epochs

@@ -457,7 +457,7 @@ def _train_arms(
     else:
         cache_key = None  # a caller's own optimizer: no way to know it equals a cached one
     train_x, train_y = _split_arrays(data.train)
-    evaluations = [("train", *_split_arrays(data.train)), ("test", *_split_arrays(data.test))]
+    evaluations = [("train", train_x, train_y), ("test", *_split_arrays(data.test))]
     if len(data.validation):
         evaluations.insert(1, ("val", *_split_arrays(data.validation)))
     target_split = "validation" if len(data.validation) else "test"
