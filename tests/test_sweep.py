@@ -295,6 +295,29 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
     assert "lr-demo" in invoke("plans").stdout
 
 
+def test_export_to_mlflow_in_batches_and_only_once(invoke, tmp_path, store_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    # The file store needs no server; http URIs take the same client path.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with Store(store_path) as store:
+        run_plan(_plan(name="tracked", budget="epochs = 2", seeds="[0]"), store)
+    uri = f"file://{tmp_path / 'mlruns'}"
+    first = invoke("export", "--sweep", "tracked", "--mlflow", uri, "--store", store_path)
+    assert first.exit_code == 0, first.output
+    assert "sent 4 runs" in first.stdout
+    again = invoke("export", "--sweep", "tracked", "--mlflow", uri, "--store", store_path)
+    assert "sent 0 runs" in again.stdout and "4 were already there" in again.stdout
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tracked")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 4
+    history = client.get_metric_history(runs[0].info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    assert runs[0].data.params["optimizer"] == "adam"
+
+
 def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):
     plan_file = tmp_path / "bad.toml"
     plan_file.write_text(

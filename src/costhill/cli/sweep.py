@@ -340,11 +340,24 @@ def compare(
 @click.option("--sweep", "sweep_name", help="Only this sweep's runs.")
 @click.option("--epochs", "per_epoch", is_flag=True, help="One row per epoch instead of per run.")
 @click.option(
+    "--mlflow",
+    "mlflow_uri",
+    metavar="URI",
+    help="Send the runs to this MLflow tracking URI instead (costhill[mlflow]).",
+)
+@click.option("--experiment", help="MLflow experiment name [the sweep's name, or costhill].")
+@click.option(
     "--out", type=click.Path(dir_okay=False), help="File to write [stdout; required for parquet]."
 )
 @STORE_OPTION
 def export(
-    fmt: str, sweep_name: str | None, per_epoch: bool, out: str | None, store_path: str
+    fmt: str,
+    sweep_name: str | None,
+    per_epoch: bool,
+    mlflow_uri: str | None,
+    experiment: str | None,
+    out: str | None,
+    store_path: str,
 ) -> None:
     """Export run summaries (or every epoch) as CSV, JSON or Parquet.
 
@@ -353,10 +366,19 @@ def export(
         costhill export --format csv --out runs.csv
         costhill export --sweep optimizers --epochs --format json
         costhill export --sweep optimizers --format tensorboard --out tb/
+        costhill export --sweep optimizers --mlflow http://127.0.0.1:5000
     """
     from ..store import Store
 
     with Store(store_path, create=False) as store:
+        if mlflow_uri:
+            from ..mlflow_export import export_to_mlflow
+
+            sent, skipped = export_to_mlflow(
+                store, mlflow_uri, sweep=sweep_name, experiment=experiment
+            )
+            click.echo(f"sent {sent} runs to {mlflow_uri} ({skipped} were already there)")
+            return
         runs = store.sweep_runs(sweep_name) if sweep_name else store.list_runs()
         if fmt == "tensorboard":
             from ..tensorboard import write_run
