@@ -316,6 +316,8 @@ def test_export_to_mlflow_in_batches_and_only_once(invoke, tmp_path, store_path,
     history = client.get_metric_history(runs[0].info.run_id, "val_accuracy")
     assert [m.step for m in history] == [1, 2]
     assert runs[0].data.params["optimizer"] == "adam"
+    unreachable = invoke("export", "--mlflow", "http://127.0.0.1:9", "--store", store_path)
+    assert unreachable.exit_code == 2 and "--mlflow http://127.0.0.1:9:" in unreachable.stderr
 
 
 def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):

@@ -12,6 +12,7 @@ duplicates nothing.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -32,6 +33,9 @@ def export_to_mlflow(
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise ConfigError("--mlflow needs MLflow: pip install 'costhill[mlflow]'") from None
+    # MLflow retries an unreachable server with backoff for minutes; fail in seconds instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     client = MlflowClient(tracking_uri=uri)
     name = experiment or sweep or "costhill"
     try:
