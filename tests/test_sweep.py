@@ -358,12 +358,14 @@ def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
     adam = [(i, c.replace(optimizer="adam")) for i, c in todo]
     assert all(len(g) == 1 for g in cohort_groups(adam, "auto"))  # memory-bound: no gain
     groups = cohort_groups(todo, "auto")
-    # 2 inits x 2 seeds share everything else within each lr: one cohort of 4 per lr.
-    assert sorted(len(g) for g in groups) == [4, 4]
+    # 2 lrs x 2 inits x 2 seeds share everything else: one cohort of 8.
+    assert sorted(len(g) for g in groups) == [8]
     assert all(len(g) == 1 for g in cohort_groups(todo, "never"))
     minibatch = list(enumerate(_plan().configs))
     assert all(len(g) == 1 for g in cohort_groups(minibatch, "auto"))
-    assert sorted(len(g) for g in cohort_groups(minibatch, "always")) == [4, 4]
+    assert sorted(len(g) for g in cohort_groups(minibatch, "always")) == [8]
+    cosine = [(i, c.replace(schedule="cosine")) for i, c in minibatch]
+    assert sorted(len(g) for g in cohort_groups(cosine, "always")) == [4, 4]  # lr apart
 
     plan = _plan(name="together")
     with Store(tmp_path / "alone.db") as store:
@@ -374,5 +376,5 @@ def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
         together = {r["config_hash"]: r for r in store.sweep_runs("together")}
     assert together.keys() == alone.keys()
     for key, row in together.items():
-        assert row["data"]["cohort_size"] == 4
+        assert row["data"]["cohort_size"] == 8
         assert row["test_accuracy"] == pytest.approx(alone[key]["test_accuracy"], abs=0.005)

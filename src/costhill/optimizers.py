@@ -162,6 +162,7 @@ def make_optimizer(
     steps_per_epoch: int = 1,
     total_steps: int = 1,
     seed: int = 0,
+    inject: bool = False,
 ) -> optax.GradientTransformation:
     """Build optimizer ``name`` with learning rate ``lr`` (or a schedule peaking at it).
 
@@ -183,7 +184,17 @@ def make_optimizer(
         if schedule == "constant"
         else make_schedule(schedule, lr, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     )
+    factory = entry.factory
+    if inject:
+        # The learning rate and numeric hyperparameters become leaves of the optimizer state, so
+        # a vmap over states can give every arm of a cohort its own values.
+        static = tuple(
+            k
+            for k, v in {**hyperparameters(name), **kwargs}.items()
+            if isinstance(v, bool) or v is None
+        )
+        factory = optax.inject_hyperparams(entry.factory, static_args=static)
     try:
-        return entry.factory(learning_rate=learning_rate, **kwargs)
+        return factory(learning_rate=learning_rate, **kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"--optimizer {name}: {err}") from None

@@ -44,7 +44,12 @@ def cohort_groups(
         raise ValueError(f"cohorts must be auto, always or never, not {cohorts!r}")
     by_rest: dict[str, list[tuple[int, RunConfig]]] = {}
     for item in todo:
-        rest = {k: v for k, v in item[1].to_dict().items() if k not in COHORT_FIELDS}
+        config = item[1].to_dict()
+        # Hyperparameter values may differ within a cohort only under a constant schedule, and
+        # its arms must name the same hyperparameters.
+        free = COHORT_FIELDS if config["schedule"] == "constant" else ("seed", "init", "bias_init")
+        rest = {k: v for k, v in config.items() if k not in free}
+        rest["opt keys"] = sorted(config["opt"])
         by_rest.setdefault(json.dumps(rest, sort_keys=True), []).append(item)
     groups: list[list[tuple[int, RunConfig]]] = []
     for members in by_rest.values():

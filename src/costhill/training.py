@@ -344,7 +344,8 @@ def train(
     )[0]
 
 
-COHORT_FIELDS = ("seed", "init", "bias_init")
+COHORT_FIELDS = ("seed", "init", "bias_init", "lr", "opt")
+HYPERPARAMETER_FIELDS = ("lr", "opt")  # may differ in a cohort only under a constant schedule
 
 
 def train_cohort(
@@ -355,13 +356,14 @@ def train_cohort(
     on_epoch: EpochCallback | None = None,
     on_start: Callable[[Run], None] | None = None,
 ) -> list[Run]:
-    """Train configs that differ only in seed and initializers as one ``vmap``-ed program.
+    """Train configs that differ only in seed, initializers and optimizer hyperparameter values
+    (learning rate and ``opt`` values, under a constant schedule) as one ``vmap``-ed program.
 
-    Each arm keeps its own parameters, optimizer state and data order (the order of its seed, so
-    arms that share a seed see the same batches), and gives the same numbers, to float rounding,
-    as ``train`` gives it alone. Every run records the cohort's wall-clock seconds and, in
-    ``run.data["cohort_size"]``, how many arms shared them. Whether a cohort pays depends on the
-    batch size: see BENCHMARKS.md.
+    Each arm keeps its own parameters, optimizer state (holding its hyperparameters) and data order
+    (the order of its seed, so arms that share a seed see the same batches), and gives the same
+    numbers, to float rounding, as ``train`` gives it alone. Every run records the cohort's
+    wall-clock seconds and, in ``run.data["cohort_size"]``, how many arms shared them. Whether a
+    cohort pays depends on the batch size and optimizer: see BENCHMARKS.md.
 
     Examples:
       >>> from costhill import RunConfig
@@ -384,6 +386,15 @@ def train_cohort(
                 f"cohort arm {i} differs from arm 0 in {', '.join(differ)}; arms may differ "
                 f"only in {', '.join(COHORT_FIELDS)}"
             )
+    keys = {tuple(sorted(dict(c.opt))) for c in configs}
+    if len(keys) > 1:
+        raise ConfigError("cohort arms must set the same optimizer hyperparameters (opt keys)")
+    varies = any((c.lr, c.opt) != (base.lr, base.opt) for c in configs)
+    if varies and base.schedule != "constant":
+        raise ConfigError(
+            "cohort arms may differ in lr or opt values only under a constant "
+            f"schedule, not {base.schedule!r}"
+        )
     if base.optimizer == "noisy_sgd" and len(configs) > 1:
         raise ConfigError("noisy_sgd draws its noise from a per-run key: train its runs alone")
     return _train_arms(
@@ -431,6 +442,8 @@ def _train_arms(
     batch_size = config.effective_batch_size(n)
     steps_per_epoch = n // batch_size + (0 if config.drop_last or n % batch_size == 0 else 1)
     total_steps = steps_per_epoch * config.epochs
+    # A cohort whose arms differ in hyperparameter values carries them in the optimizer state.
+    inject = vectorize and any((c.lr, c.opt) != (config.lr, config.opt) for c in configs)
     if optimizer is None:
         optimizer = make_optimizer(
             config.optimizer,
@@ -440,6 +453,7 @@ def _train_arms(
             steps_per_epoch=steps_per_epoch,
             total_steps=total_steps,
             seed=config.seed,
+            inject=inject,
         )
         cache_key: tuple[Any, ...] | None = (
             _model_key(config),
@@ -453,6 +467,7 @@ def _train_arms(
             batch_size,
             config.drop_last,
             len(configs) if vectorize else 0,
+            tuple((c.lr, c.opt) for c in configs) if inject else (),
         )
     else:
         cache_key = None  # a caller's own optimizer: no way to know it equals a cached one
@@ -486,6 +501,13 @@ def _train_arms(
     if vectorize:
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *arm_params)
         opt_state = jax.vmap(optimizer.init)(params)
+        if inject:
+            values: dict[str, list[Any]] = {"learning_rate": [c.lr for c in configs]}
+            values.update({k: [dict(c.opt)[k] for c in configs] for k in dict(config.opt)})
+            hyper = dict(opt_state.hyperparams)
+            for key, per_arm in values.items():
+                hyper[key] = jnp.asarray(per_arm, dtype=jnp.asarray(hyper[key]).dtype)
+            opt_state = opt_state._replace(hyperparams=hyper)
     else:
         params = arm_params[0]
         opt_state = optimizer.init(params)
