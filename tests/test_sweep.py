@@ -116,6 +116,31 @@ def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
     assert db.execute("SELECT COUNT(DISTINCT sweep) FROM sweep_members").fetchone()[0] == 2
 
 
+def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
+    plan_file = tmp_path / "same.toml"
+    plan_file.write_text(SMALL.format(name="same", budget="epochs = 2", seeds="[0, 1]"))
+    processes = [_sweep_process(plan_file, store_path) for _ in range(2)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0
+    counts = _finished_per_hash(store_path)
+    assert len(counts) == 8 and set(counts.values()) == {1}
+    db = sqlite3.connect(store_path)
+    assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_a_stale_claim_does_not_block(store_path):
+    with Store(store_path) as store:
+        store.db.execute(
+            "INSERT INTO claims VALUES ('abc', ?, 999999999, 0)",
+            (__import__("socket").gethostname(),),
+        )
+        assert store.claim("abc")  # that pid is not alive on this host
+        store.db.execute("INSERT INTO claims VALUES ('def', 'another-host', 1, ?)", (time.time(),))
+        assert not store.claim("def")  # fresh heartbeat elsewhere: still live
+        store.db.execute("UPDATE claims SET heartbeat = 0 WHERE config_hash = 'def'")
+        assert store.claim("def")  # stale heartbeat
+
+
 def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(store_path):
     text = """\
 dataset = "fashion-mnist-sample"

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +77,12 @@ CREATE TABLE IF NOT EXISTS sweep_members (
     position INTEGER NOT NULL,
     PRIMARY KEY (sweep, config_hash)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    config_hash TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -123,6 +132,22 @@ _EPOCH_COLUMNS = [
     "seconds",
     "eval_seconds",
 ]
+
+
+_ME = (socket.gethostname(), os.getpid())
+STALE_CLAIM_SECONDS = 900.0
+
+
+def _alive(host: str, pid: int, heartbeat: float) -> bool:
+    if host == _ME[0]:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - heartbeat < STALE_CLAIM_SECONDS
 
 
 def _now() -> str:
@@ -248,6 +273,10 @@ class Store:
                 (run.run_id, record.epoch, len(costs), blob),
             )
             self._write_summary(run)
+            self.db.execute(
+                "UPDATE claims SET heartbeat = ? WHERE config_hash = ? AND host = ? AND pid = ?",
+                (time.time(), run.config.config_hash(), *_ME),
+            )
 
     def _write_summary(self, run: Run) -> None:
         summary = run.summary()
@@ -295,6 +324,35 @@ class Store:
             self.add_epoch(run, record, costs)
         self.finish(run)
         return run_id
+
+    def claim(self, config_hash: str) -> bool:
+        """Take a config for this process, unless it is done or another live sweep has it.
+
+        A claim is live while its process runs (checked by pid on this host) or, from another
+        host, while its heartbeat (refreshed every epoch) is younger than ``STALE_CLAIM_SECONDS``.
+        So two sweeps of one plan into one store train each config once, and a sweep killed with
+        ``kill -9`` leaves nothing that blocks its rerun.
+        """
+        with self._transaction():
+            if self.done_hashes([config_hash]):
+                return False
+            row = self.db.execute(
+                "SELECT host, pid, heartbeat FROM claims WHERE config_hash = ?", (config_hash,)
+            ).fetchone()
+            if row is not None and (row[0], row[1]) != _ME and _alive(*row):
+                return False
+            self.db.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                (config_hash, *_ME, time.time()),
+            )
+        return True
+
+    def release(self, config_hash: str) -> None:
+        with self._transaction():
+            self.db.execute(
+                "DELETE FROM claims WHERE config_hash = ? AND host = ? AND pid = ?",
+                (config_hash, *_ME),
+            )
 
     def add_to_sweep(self, sweep: str, config_hashes: list[str]) -> None:
         """Record which configs make up ``sweep`` (idempotent: a resumed sweep adds nothing)."""

@@ -72,6 +72,7 @@ class SweepReport:
     skipped: int = 0
     trained: int = 0
     diverged: int = 0
+    elsewhere: int = 0  # claimed by another sweep running at the same time
     run_ids: list[int] = field(default_factory=list)
     wall_seconds: float = 0.0
     training_seconds: float = 0.0  # compile, train and evaluation time of the runs themselves
@@ -181,6 +182,9 @@ def run_plan(
         report.wall_seconds = time.perf_counter() - started
         return report
     for group in cohort_groups(todo, cohorts):
+        group = _claimed(group, store, report, on_run_end)
+        if not group:
+            continue
         for position, config in group:
             if on_run_start is not None:
                 on_run_start(position, config)
@@ -211,6 +215,7 @@ def run_plan(
             raise
         for (position, _), run in zip(group, runs, strict=True):
             store.finish(run)
+            store.release(run.config.config_hash())
             report.trained += 1
             report.diverged += run.status == "diverged"
             report.run_ids.append(int(run.run_id or 0))
@@ -219,6 +224,27 @@ def run_plan(
         report.training_seconds += time.perf_counter() - run_started
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _claimed(
+    items: list[tuple[int, RunConfig]],
+    store: Store,
+    report: SweepReport,
+    on_run_end: Callable[[int, Run | None], None] | None,
+) -> list[tuple[int, RunConfig]]:
+    """The items this process may train now: the rest are done or claimed by another sweep."""
+    kept = []
+    for position, config in items:
+        if store.claim(config.config_hash()):
+            kept.append((position, config))
+        else:
+            if store.done_hashes([config.config_hash()]):
+                report.skipped += 1
+            else:
+                report.elsewhere += 1
+            if on_run_end is not None:
+                on_run_end(position, None)
+    return kept
 
 
 def _store_returned(
@@ -231,6 +257,7 @@ def _store_returned(
     """Store a run that came back whole from a worker process or a Ray task."""
     run.run_id = None
     store.save(run)
+    store.release(run.config.config_hash())
     report.trained += 1
     report.diverged += run.status == "diverged"
     report.run_ids.append(int(run.run_id or 0))
@@ -258,7 +285,7 @@ def _run_in_workers(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending = {}
-        for position, config in todo:
+        for position, config in _claimed(todo, store, report, on_run_end):
             if on_run_start is not None:
                 on_run_start(position, config)
             pending[pool.submit(_train_in_worker, config, data_dir)] = position
@@ -312,7 +339,7 @@ def _run_on_ray(
     try:
         task = ray.remote(num_cpus=1)(_train_in_worker)
         pending = {}
-        for position, config in todo:
+        for position, config in _claimed(todo, store, report, on_run_end):
             if on_run_start is not None:
                 on_run_start(position, config)
             pending[task.remote(config, data_dir)] = position

@@ -165,7 +165,9 @@ def sweep(
     store.close()
     make_console().print(
         f"sweep {loaded.name}: {report.planned} configs · {report.trained} trained · "
-        f"{report.skipped} already in the store · {report.diverged} diverged · "
+        f"{report.skipped} already in the store · "
+        + (f"{report.elsewhere} left to another sweep running now · " if report.elsewhere else "")
+        + f"{report.diverged} diverged · "
         f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"
     )
 
