@@ -27,10 +27,10 @@ from .training import COHORT_FIELDS, Run, train, train_cohort
 
 # A seconds budget trains whole epochs until the time is spent, up to this many.
 SECONDS_BUDGET_EPOCH_CAP = 10_000
-# On the 2-core CPU (BENCHMARKS.md) a cohort of 8 paid 1.37-1.40x for plain-SGD batch-1 epochs,
-# 0.98-1.11x for Adam at batch 64 and 1.01-1.13x for Adam at batch 1: tiny steps of a stateless
-# update are bound by per-step overhead, which arms share; Adam's per-step update is bound by
-# memory traffic, which every arm pays in full. So auto means: plain SGD, small batches.
+# On the 2-core CPU (BENCHMARKS.md, three runs) a cohort of 8 paid 1.27-1.40x for plain-SGD
+# batch-1 epochs, 0.91-1.11x for Adam at batch 64 and 1.01-1.23x for Adam at batch 1: tiny steps of
+# a stateless update are bound by per-step overhead, which arms share; Adam's per-step update is
+# bound by memory traffic, which every arm pays in full. So auto means: plain SGD, small batches.
 COHORT_MAX_BATCH = 16
 COHORT_OPTIMIZERS = ("sgd",)
 COHORT_MAX_ARMS = 8
