@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from .errors import ConfigError
-from .store import Store
+from .store import EPOCH_COLUMNS, Store
 
 METRICS_PER_CALL = 1000
 PARAMS_PER_CALL = 100
@@ -88,15 +88,8 @@ def _text(value: Any) -> str:
 
 
 def _epoch_metrics(record: Any) -> dict[str, float | None]:
-    names = (
-        "train_cost",
-        "train_accuracy",
-        "val_cost",
-        "val_accuracy",
-        "test_cost",
-        "test_accuracy",
-        "mean_step_cost",
-        "seconds",
-    )
-    values = {name: getattr(record, name) for name in names}
+    """The stored per-epoch metrics, less the counters MLflow keeps as its step."""
+    values = {
+        name: getattr(record, name) for name in EPOCH_COLUMNS if name not in ("epoch", "steps")
+    }
     return {k: v for k, v in values.items() if v is None or v == v}  # drop NaN (diverged)

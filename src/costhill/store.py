@@ -119,7 +119,7 @@ _SUMMARY_COLUMNS = (
     "train_cost test_cost diverged_step best_val_accuracy test_at_best_val"
 ).split()
 DONE = ("finished", "diverged")  # statuses of runs a sweep need not train again
-_EPOCH_COLUMNS = [
+EPOCH_COLUMNS = [
     "epoch",
     "steps",
     "mean_step_cost",
@@ -259,13 +259,13 @@ class Store:
         """Write one epoch's metrics and step costs, and the run's summary, in one transaction."""
         if run.run_id is None:
             raise StoreError("add_epoch: the run was never begun in this store")
-        values = [getattr(record, c) for c in _EPOCH_COLUMNS]
+        values = [getattr(record, c) for c in EPOCH_COLUMNS]
         values = [_finite_or_none(v) if isinstance(v, float) else v for v in values]
         blob = zlib.compress(np.asarray(costs, dtype="<f4").tobytes())
         with self._transaction():
             self.db.execute(
-                f"INSERT INTO epochs (run_id, {', '.join(_EPOCH_COLUMNS)}) "
-                f"VALUES (?{', ?' * len(_EPOCH_COLUMNS)})",
+                f"INSERT INTO epochs (run_id, {', '.join(EPOCH_COLUMNS)}) "
+                f"VALUES (?{', ?' * len(EPOCH_COLUMNS)})",
                 (run.run_id, *values),
             )
             self.db.execute(
@@ -420,7 +420,7 @@ class Store:
             raise StoreError(f"run {run_id}: not in {self.path}")
         d = self._row_dict(row)
         epochs = [
-            EpochRecord(**{c: r[c] for c in _EPOCH_COLUMNS})
+            EpochRecord(**{c: r[c] for c in EPOCH_COLUMNS})
             for r in self.db.execute(
                 "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
             )

@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .config import RunConfig
@@ -157,27 +158,15 @@ def run_plan(
                 on_run_end(position, None)
         else:
             todo.append((position, config))
-    if ray_address is not None:
-        _run_on_ray(
-            todo,
-            store,
-            report,
-            address=ray_address,
-            data_dir=data_dir,
-            on_run_start=on_run_start,
-            on_run_end=on_run_end,
+    if ray_address is not None or workers > 1:
+        # Runs that train elsewhere come back whole and are stored here.
+        dispatch = (
+            partial(_run_on_ray, address=ray_address)
+            if ray_address is not None
+            else partial(_run_in_workers, workers=workers)
         )
-        report.wall_seconds = time.perf_counter() - started
-        return report
-    if workers > 1:
-        _run_in_workers(
-            todo,
-            store,
-            report,
-            data_dir=data_dir,
-            workers=workers,
-            on_run_start=on_run_start,
-            on_run_end=on_run_end,
+        dispatch(
+            todo, store, report, data_dir=data_dir, on_run_start=on_run_start, on_run_end=on_run_end
         )
         report.wall_seconds = time.perf_counter() - started
         return report

@@ -479,6 +479,7 @@ def _train_arms(
     described = data.describe()
     if vectorize:
         described["cohort_size"] = len(configs)
+    stamp = versions()
     runs = [
         Run(
             config=c,
@@ -488,7 +489,7 @@ def _train_arms(
             num_train=n,
             steps_per_epoch=steps_per_epoch,
             data=described,
-            versions=versions(),
+            versions=stamp,
         )
         for c in configs
     ]
