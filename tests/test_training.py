@@ -58,6 +58,32 @@ def test_divergence_stops_the_run_at_the_step(sample):
     assert len(run.epochs) < 5
 
 
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e30), ("rmsprop", 1e30)])
+def test_divergence_is_caught_under_the_epochs_fast_math(sample, optimizer, lr):
+    """The compiled epoch allows reciprocals and reassociation but must keep NaN and inf."""
+    cfg = RunConfig(
+        **BASE, init="normal:stddev=10", optimizer=optimizer, lr=lr, epochs=3, batch_size=50
+    )
+    run = train(cfg, data=sample)
+    assert run.status == "diverged"
+    assert not np.isfinite(run.all_step_costs()[-1])
+
+
+def test_epoch_compiler_options_keep_nans_and_are_stored_with_the_run(sample):
+    adaptive = training_module.epoch_compiler_options("adam")
+    plain = training_module.epoch_compiler_options("sgd")
+    for options in (adaptive, plain):
+        assert options["xla_cpu_fast_math_honor_nans"] is True
+        assert options["xla_cpu_fast_math_honor_infs"] is True
+        assert options["xla_cpu_fast_math_honor_division"] is False
+    assert "xla_cpu_prefer_vector_width" not in plain
+    wide = adaptive.get("xla_cpu_prefer_vector_width") == 512
+    assert wide == training_module._cpu_has_avx512()
+    run = train(RunConfig(**BASE, epochs=1, batch_size=100), data=sample)
+    assert "xla_cpu_fast_math_honor_nans=True" in run.versions["xla_options"]
+    assert ("xla_cpu_prefer_vector_width=512" in run.versions["xla_options"]) == wide
+
+
 def test_target_accuracy_records_epoch_step_and_seconds(sample):
     run = train(RunConfig(**BASE, epochs=4, batch_size=32, target_accuracy=0.5), data=sample)
     assert run.target is not None and run.target.split == "validation"
