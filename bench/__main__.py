@@ -347,6 +347,8 @@ def machine() -> dict:
     import tensorflow
     import torch
 
+    from costhill.training import epoch_compiler_options
+
     return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
@@ -358,6 +360,8 @@ def machine() -> dict:
         "tensorflow": tensorflow.__version__,
         "keras": keras.__version__,
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "xla_options_adam": epoch_compiler_options("adam"),
+        "xla_options_sgd": epoch_compiler_options("sgd"),
     }
 
 
@@ -367,12 +371,20 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _options(options: dict) -> str:
+    return ", ".join(f"`{k.removeprefix('xla_cpu_')}={v}`" for k, v in options.items()) or "none"
+
+
 def markdown(results: dict, info: dict, command: str) -> str:
     lines = [
         f"Command: `{command}` · {info['date']} · {info['cores']} cores ({info['cpu']}) · "
         f"Python {info['python']}, NumPy {info['numpy']}, JAX {info['jax']}, PyTorch "
         f"{info['torch']} ({info['torch_threads']} threads), TensorFlow {info['tensorflow']} with "
         f"Keras {info['keras']}",
+        "",
+        "costhill's epochs compiled with XLA options "
+        f"{_options(info['xla_options_adam'])} (plain SGD: {_options(info['xla_options_sgd'])}) "
+        "— see `costhill.training.epoch_compiler_options`.",
         "",
         f"float32 matmul peak measured in the same run: {results['matmul_peak_gflops']:.1f} "
         f"GFLOP/s (NumPy, 2048x2048, {results['matmul_kernel']}); with this machine's "
