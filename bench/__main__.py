@@ -278,7 +278,8 @@ class Suite:
         if best is not None:
             self.notes.append(
                 f"costhill's best recipe for {TARGET} among {len(recipes)} tried: {best[0]} -> "
-                f"{best[1][0]:.2f}s of training, {best[1][1]} epochs (cosine over the 30-epoch cap)"
+                f"{best[1][0]:.2f}s of training, {best[1][1]} epochs"
+                + (" (cosine over the 30-epoch cap)" if best[0].get("schedule") == "cosine" else "")
             )
 
     def cnn_epoch(self) -> None:
