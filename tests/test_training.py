@@ -79,9 +79,25 @@ def test_epoch_compiler_options_keep_nans_and_are_stored_with_the_run(sample):
     assert "xla_cpu_prefer_vector_width" not in plain
     wide = adaptive.get("xla_cpu_prefer_vector_width") == 512
     assert wide == training_module._cpu_has_avx512()
+    eigen = "xla_cpu_experimental_ynn_fusion_type"
+    assert adaptive[eigen] == ""
+    assert eigen not in training_module.epoch_compiler_options("adam", "cnn")
     run = train(RunConfig(**BASE, epochs=1, batch_size=100), data=sample)
-    assert "xla_cpu_fast_math_honor_nans=True" in run.versions["xla_options"]
-    assert ("xla_cpu_prefer_vector_width=512" in run.versions["xla_options"]) == wide
+    stored = run.versions["xla_options"]
+    assert "xla_cpu_fast_math_honor_nans=True" in stored and f"{eigen}=''" in stored
+    assert ("xla_cpu_prefer_vector_width=512" in stored) == wide
+
+
+def test_compile_drops_options_the_installed_xla_does_not_know():
+    import jax
+
+    lowered = jax.jit(lambda x: x * 2.0).lower(1.0)
+    asked = {"xla_cpu_enable_fast_math": True, "xla_cpu_no_such_option_here": True}
+    compiled, used = training_module._compile(lowered, asked)
+    assert used == {"xla_cpu_enable_fast_math": True}
+    assert float(compiled(3.0)) == 6.0
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        training_module._compile(lowered, {"xla_cpu_prefer_vector_width": "not a number"})
 
 
 def test_target_accuracy_records_epoch_step_and_seconds(sample):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -254,9 +255,12 @@ _EVAL_CACHE: dict[tuple[Any, ...], Callable[..., tuple[Array, Array]]] = {}
 COMPILATIONS = {"epoch": 0}
 
 
-# Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits its rows of
-# 200 floats leave a 16-lane tail, and a batch-1 epoch ran ~6% slower than at 256 (bench/).
+# Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
+# batch-1 matrix-vector products ran slower, and a batch-1 epoch took ~6% longer than at 256.
 _NARROW_VECTOR_OPTIMIZERS = frozenset({"sgd"})
+# Models made of dense layers only: their products ran faster in Eigen than in YNNPACK (XLA's
+# default for plain dots): 3% a batch-64 epoch, 20% a full-batch step. The CNN's ran 6% slower.
+_EIGEN_DOT_MODELS = frozenset({"mlp", "logreg"})
 
 
 @functools.cache
@@ -268,20 +272,21 @@ def _cpu_has_avx512() -> bool:
     return " avx512f" in flags
 
 
-def epoch_compiler_options(optimizer_name: str | None) -> dict[str, Any]:
-    """XLA options for a compiled CPU epoch: the update of every parameter, every step, is where
-    a small model's epoch goes once its matrix products are done.
+def epoch_compiler_options(optimizer_name: str | None, model_name: str = "mlp") -> dict[str, Any]:
+    """XLA options for a compiled CPU epoch, chosen by measurement on this project's machine (a
+    2-core Zen 5; ``python -m bench``).
 
-    - Fast math, but with NaN and infinity semantics kept (a diverged run is still detected) and
+    - Fast math, with NaN and infinity semantics kept (a diverged run is still detected) and
       library functions exact: XLA may then multiply by a reciprocal instead of dividing, which
-      takes one of Adam's two divisions per parameter out of the loop. It also lets LLVM reorder
-      and fuse (FMA) float arithmetic, so results differ from the default in the last bits; they
+      takes one of Adam's two divisions per parameter out of the loop. LLVM may also reorder and
+      fuse (FMA) float arithmetic, so results differ from the default in the last bits; they
       remain the same from run to run.
-    - 512-bit vectors where the CPU has AVX-512 (XLA prefers 256): adaptive optimizers' square
-      roots and divisions run ~30% faster a batch-1 epoch on this project's machine (Zen 5),
-      momentum ~9%. Not for plain SGD (see above).
+    - 512-bit vectors where the CPU has AVX-512 (XLA prefers 256): the square roots and divisions
+      of adaptive optimizers ran ~30% faster a batch-1 epoch, momentum ~9%. Not for plain SGD.
+    - Eigen rather than YNNPACK for the dots of dense-only models.
 
-    On other backends no option is set. The options are stored with every run (``versions``).
+    On other backends no option is set. An option the installed XLA does not know is dropped at
+    compile time; the options used are stored with every run (``versions["xla_options"]``).
     """
     if jax.default_backend() != "cpu":
         return {}
@@ -294,7 +299,26 @@ def epoch_compiler_options(optimizer_name: str | None) -> dict[str, Any]:
     }
     if _cpu_has_avx512() and optimizer_name not in _NARROW_VECTOR_OPTIMIZERS:
         options["xla_cpu_prefer_vector_width"] = 512
+    if model_name in _EIGEN_DOT_MODELS:
+        options["xla_cpu_experimental_ynn_fusion_type"] = ""
     return options
+
+
+def _compile(lowered: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Compile with ``options``, dropping any the installed XLA does not know (older jaxlibs)."""
+    options = dict(options)
+    while True:
+        try:
+            return lowered.compile(options), options
+        except jax.errors.JaxRuntimeError as error:
+            unknown = re.search(r"No such compile option: '(\w+)'", str(error))
+            if unknown is None or unknown.group(1) not in options:
+                raise
+            del options[unknown.group(1)]
+
+
+def _describe_options(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v!r}" for k, v in sorted(options.items()))
 
 
 def _model_key(cfg: RunConfig) -> tuple[Any, ...]:
@@ -525,10 +549,7 @@ def _train_arms(
     described = data.describe()
     if vectorize:
         described["cohort_size"] = len(configs)
-    compiler_options = epoch_compiler_options(None if custom else config.optimizer)
-    stamp = versions() | {
-        "xla_options": " ".join(f"{k}={v}" for k, v in sorted(compiler_options.items()))
-    }
+    stamp = versions()
     runs = [
         Run(
             config=c,
@@ -538,7 +559,7 @@ def _train_arms(
             num_train=n,
             steps_per_epoch=steps_per_epoch,
             data=described,
-            versions=stamp,
+            versions=dict(stamp),
         )
         for c in configs
     ]
@@ -567,9 +588,11 @@ def _train_arms(
         return np.stack(drawn) if vectorize else drawn[0]
 
     # 4. Compile once (timed apart), or reuse the compilation of an earlier run of this shape.
-    epoch_fn = _EPOCH_CACHE.get(cache_key) if cache_key is not None else None
+    cached = _EPOCH_CACHE.get(cache_key) if cache_key is not None else None
     compile_seconds = 0.0
-    if epoch_fn is None:
+    if cached is not None:
+        epoch_fn, used_options = cached
+    else:
         started = time.perf_counter()
         body = make_epoch(
             model, optimizer, num_examples=n, batch_size=batch_size, drop_last=config.drop_last
@@ -577,10 +600,12 @@ def _train_arms(
         if vectorize:
             body = jax.vmap(body, in_axes=(0, 0, None, None, 0))
         lowered = jax.jit(body).lower(params, opt_state, train_x, train_y, orders(0))
-        epoch_fn = lowered.compile(compiler_options)
+        epoch_fn, used_options = _compile(
+            lowered, epoch_compiler_options(None if custom else config.optimizer, config.model)
+        )
         COMPILATIONS["epoch"] += 1
         if cache_key is not None:
-            _EPOCH_CACHE[cache_key] = epoch_fn
+            _EPOCH_CACHE[cache_key] = (epoch_fn, used_options)
         compile_seconds = time.perf_counter() - started
     evaluate = _EVAL_CACHE.get(_model_key(config) + (vectorize,))
     if evaluate is None:
@@ -589,6 +614,7 @@ def _train_arms(
         _EVAL_CACHE[_model_key(config) + (vectorize,)] = evaluate
     for run in runs:
         run.compile_seconds = compile_seconds
+        run.versions["xla_options"] = _describe_options(used_options)
         if on_start is not None:
             on_start(run)
 
