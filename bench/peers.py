@@ -186,7 +186,7 @@ class KerasPeer:
         )
         return model
 
-    def epoch(
+    def fitter(
         self,
         *,
         batch_size: int,
@@ -194,14 +194,18 @@ class KerasPeer:
         lr: float,
         steps_per_execution: int,
         examples: int | None = None,
-        repeats: int = 1,
-    ) -> list[float]:
-        """Seconds of ``fit`` for one epoch over ``examples`` images, after a warm-up epoch."""
+    ) -> Callable[[], float]:
+        """A timer of ``fit`` for one epoch over ``examples`` images; built and warmed up here."""
         x, y = self.x[:examples], self.y[:examples]
         model = self._model(optimizer, lr, steps_per_execution)
         fit = lambda: model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)  # noqa: E731
         fit()
-        return [_timed(fit) for _ in range(repeats)]
+        return lambda: _timed(fit)
+
+    def epoch(self, *, repeats: int = 1, **fitter) -> list[float]:
+        """Seconds of ``fit`` for one epoch (``fitter``'s arguments), after a warm-up epoch."""
+        timer = self.fitter(**fitter)
+        return [timer() for _ in range(repeats)]
 
     def full_batch_step(self, *, repeats: int) -> list[float]:
         return self.epoch(
