@@ -109,14 +109,10 @@ class Suite:
         for _ in range(repeats):
             for name, timer in timers.items():
                 samples[name].append(timer())
+        for timer in timers.values():
+            if hasattr(timer, "close"):
+                timer.close()
         return {name: median(values) for name, values in samples.items()}
-
-    def costhill_timer(self, **config):
-        """A timer of one costhill epoch (a fresh one-epoch run each call; compiled once here)."""
-        from .peers import costhill_epochs
-
-        costhill_epochs(self.data, epochs=1, **config)
-        return lambda: costhill_epochs(self.data, epochs=1, **config)[0]
 
     def record(
         self, name: str, *, flops: float, shapes_s: float | None, seconds: dict, note: str = ""
@@ -143,7 +139,7 @@ class Suite:
     # -- the work ---------------------------------------------------------------------------
 
     def run(self) -> dict:
-        from .peers import KerasPeer, NumpyPeer, TorchPeer, costhill_epochs
+        from .peers import CosthillTurns, KerasPeer, NumpyPeer, TorchPeer, costhill_epochs
 
         self.measure_limits()
         n, r = self.n, self.repeats
@@ -174,7 +170,7 @@ class Suite:
             shapes_s=steps * self.step_products[64],
             seconds=self.interleaved(
                 {
-                    "costhill": self.costhill_timer(**mini),
+                    "costhill": CosthillTurns(self.data, turns=r, **mini),
                     "torch": lambda: torch.steps(**mini, count=steps),
                     "keras": keras.fitter(**mini, steps_per_execution=best_spe),
                     "numpy": lambda: numpy_peer.steps(**mini, count=steps),
@@ -186,7 +182,7 @@ class Suite:
             + f"; the table's Keras figure is steps_per_execution={best_spe}",
         )
 
-        scale = n / sample
+        scale, repeats = n / sample, 3 if self.quick else 5
         for optimizer, lr in (("sgd", 0.01), ("adam", 1e-4)):
             self.say(f"stochastic (1, {optimizer}) epoch ...")
             one = dict(batch_size=1, optimizer=optimizer, lr=lr)
@@ -202,12 +198,12 @@ class Suite:
                 shapes_s=n * self.step_products[1],
                 seconds=self.interleaved(
                     {
-                        "costhill": self.costhill_timer(**one),
+                        "costhill": CosthillTurns(self.data, turns=repeats, **one),
                         "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
                         "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
                         "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
                     },
-                    3 if self.quick else 5,
+                    repeats,
                 ),
                 note=f"peers timed over {sample:,} steps and extrapolated to {n:,}; Keras at "
                 + ", ".join(f"steps_per_execution={k}: {v:.1f}s" for k, v in keras_spe.items()),
