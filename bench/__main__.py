@@ -109,9 +109,6 @@ class Suite:
         for _ in range(repeats):
             for name, timer in timers.items():
                 samples[name].append(timer())
-        for timer in timers.values():
-            if hasattr(timer, "close"):
-                timer.close()
         return {name: median(values) for name, values in samples.items()}
 
     def record(
@@ -139,7 +136,7 @@ class Suite:
     # -- the work ---------------------------------------------------------------------------
 
     def run(self) -> dict:
-        from .peers import CosthillTurns, KerasPeer, NumpyPeer, TorchPeer, costhill_epochs
+        from .peers import KerasPeer, NumpyPeer, TorchPeer, costhill_epochs, costhill_turn
 
         self.measure_limits()
         n, r = self.n, self.repeats
@@ -170,7 +167,7 @@ class Suite:
             shapes_s=steps * self.step_products[64],
             seconds=self.interleaved(
                 {
-                    "costhill": CosthillTurns(self.data, turns=r, **mini),
+                    "costhill": costhill_turn(self.data, **mini),
                     "torch": lambda: torch.steps(**mini, count=steps),
                     "keras": keras.fitter(**mini, steps_per_execution=best_spe),
                     "numpy": lambda: numpy_peer.steps(**mini, count=steps),
@@ -198,7 +195,7 @@ class Suite:
                 shapes_s=n * self.step_products[1],
                 seconds=self.interleaved(
                     {
-                        "costhill": CosthillTurns(self.data, turns=repeats, **one),
+                        "costhill": costhill_turn(self.data, **one),
                         "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
                         "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
                         "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
