@@ -1,21 +1,22 @@
 """costhill beside its peers and beside the machine's own limit, as ratios measured in one run.
 
-    python -m bench            # the full suite (about 5 minutes on 2 cores)
+    python -m bench            # the full suite (about 15 minutes on 2 cores)
     python -m bench --quick    # fewer repetitions and shorter samples (about 2 minutes)
     python -m bench --write    # also rewrite bench/results.json and the table in BENCHMARKS.md
 
-The work, on the real Fashion-MNIST (all 60,000 training images) with the seed MLP
-784-200-100-30-10 unless stated: a mini-batch (64, Adam) epoch; a stochastic (batch 1) epoch with
-plain SGD and with Adam; one full-batch step (Adam); the time to reach the article's test accuracy
-0.888 with Adam lr 1e-3, batch 64, and with costhill's best of a few recipes; the CNN's mini-batch
-epoch. Each runs in costhill and in each peer (PyTorch eager, Keras 3 ``fit`` on TensorFlow at its
-best ``steps_per_execution``, NumPy written out by hand), one after the other in this process,
+The work, on the real Fashion-MNIST (all 60,000 training images) with the seed MLP 784-200-100-30-10
+unless stated: a mini-batch (64, Adam) epoch; a stochastic (batch 1) epoch with plain SGD and with
+Adam; one full-batch step (Adam); the time to reach the article's test accuracy 0.888 with Adam lr
+1e-3, batch 64, and with costhill's best of a few recipes; the CNN's mini-batch epoch. Each runs in
+costhill and in each peer (PyTorch eager, Keras 3 ``fit`` on TensorFlow at its best
+``steps_per_execution``, NumPy written out by hand), one after the other in this process tree,
 warm-up excluded, median of the repetitions. For the mini-batch and stochastic epochs the
 repetitions take turns (costhill, PyTorch, Keras, NumPy, costhill, ...), so that a slow spell of a
-shared machine falls on every peer alike. A peer too slow for a whole epoch is timed over a
-sample of steps and extrapolated, and the output says so. The limit is the float32 matmul peak
-measured in the same run (NumPy, 2048x2048), and, tighter, the time of the step's own matrix
-products at their own shapes.
+shared machine falls on every peer alike; each costhill turn is a fresh process started as
+``costhill train`` starts one, whose XLA thread count suits its config (``costhill.cpu_tuning``). A
+peer too slow for a whole epoch is timed over a sample of steps and extrapolated, and the output
+says so. The limit is the float32 matmul peak measured in the same run (NumPy, 2048x2048), and,
+tighter, the time of the step's own matrix products at their own shapes.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ TARGET = 0.888
 
 def median(values) -> float:
     return statistics.median(list(values))
+
+
+def _turns(timer) -> str:
+    counts = sorted({str(t) for t in timer.threads})
+    return f"costhill's turns each in a fresh process, on {'/'.join(counts)} XLA CPU thread(s)"
 
 
 class Suite:
@@ -167,7 +173,7 @@ class Suite:
             shapes_s=steps * self.step_products[64],
             seconds=self.interleaved(
                 {
-                    "costhill": costhill_turn(self.data, **mini),
+                    "costhill": (ours := costhill_turn(**mini)),
                     "torch": lambda: torch.steps(**mini, count=steps),
                     "keras": keras.fitter(**mini, steps_per_execution=best_spe),
                     "numpy": lambda: numpy_peer.steps(**mini, count=steps),
@@ -176,7 +182,8 @@ class Suite:
             ),
             note="Keras at steps_per_execution="
             + ", ".join(f"{spe}: {s:.2f}s" for spe, s in keras_by_spe.items())
-            + f"; the table's Keras figure is steps_per_execution={best_spe}",
+            + f"; the table's Keras figure is steps_per_execution={best_spe}; "
+            + _turns(ours),
         )
 
         scale, repeats = n / sample, 3 if self.quick else 5
@@ -195,7 +202,7 @@ class Suite:
                 shapes_s=n * self.step_products[1],
                 seconds=self.interleaved(
                     {
-                        "costhill": costhill_turn(self.data, **one),
+                        "costhill": (ours := costhill_turn(**one)),
                         "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
                         "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
                         "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
@@ -203,7 +210,9 @@ class Suite:
                     repeats,
                 ),
                 note=f"peers timed over {sample:,} steps and extrapolated to {n:,}; Keras at "
-                + ", ".join(f"steps_per_execution={k}: {v:.1f}s" for k, v in keras_spe.items()),
+                + ", ".join(f"steps_per_execution={k}: {v:.1f}s" for k, v in keras_spe.items())
+                + "; "
+                + _turns(ours),
             )
 
         self.say("full-batch step (Adam) ...")
@@ -366,7 +375,7 @@ def machine() -> dict:
     import tensorflow
     import torch
 
-    from costhill.training import epoch_compiler_options
+    from costhill.cpu_tuning import epoch_compiler_options
 
     return {
         "cpu": platform.processor() or platform.machine(),
@@ -403,7 +412,7 @@ def markdown(results: dict, info: dict, command: str) -> str:
         "",
         "costhill's epochs compiled with XLA options "
         f"{_options(info['xla_options_adam'])} (plain SGD: {_options(info['xla_options_sgd'])}) "
-        "— see `costhill.training.epoch_compiler_options`.",
+        "— see `costhill.cpu_tuning.epoch_compiler_options`.",
         "",
         f"float32 matmul peak measured in the same run (best of a reading at its start and one "
         f"at its end): {results['matmul_peak_gflops']:.1f} "

@@ -7,13 +7,19 @@ warm-up (first call, tracing, compilation) and evaluation.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from .limits import SEED_SIZES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -36,12 +42,29 @@ def costhill_epochs(data, *, epochs: int, **config) -> list[float]:
     return [e.seconds for e in run.epochs]
 
 
-def costhill_turn(data, **config) -> Callable[[], float]:
+def costhill_turn(**config) -> Callable[[], float]:
     """A timer of one costhill epoch, for turns taken with the peers: each call trains a fresh
-    two-epoch run and returns its second epoch's seconds. A run's first epoch measured ~8% slower
-    at batch 1 (the data had just been copied in), and later epochs all alike."""
-    costhill_epochs(data, epochs=1, **config)  # compiles, once for all turns
-    return lambda: costhill_epochs(data, epochs=2, **config)[1]
+    two-epoch run in a new process, started the way ``costhill train`` starts one (``bench.turn``),
+    and returns its second epoch's seconds. A run's first epoch measured ~8% slower at batch 1
+    (the data had just been copied in), and later epochs all alike. The XLA thread counts the
+    turns had are collected in the timer's ``threads``."""
+    threads: list[int | None] = []
+
+    def turn() -> float:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.turn", json.dumps(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"costhill turn {config} failed:\n{done.stderr}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        threads.append(result["xla_cpu_threads"])
+        return float(result["seconds"][1])
+
+    turn.threads = threads  # type: ignore[attr-defined]
+    return turn
 
 
 def costhill_time_to_test_accuracy(data, target: float, max_epochs: int, **config):

@@ -69,37 +69,6 @@ def test_divergence_is_caught_under_the_epochs_fast_math(sample, optimizer, lr):
     assert not np.isfinite(run.all_step_costs()[-1])
 
 
-def test_epoch_compiler_options_keep_nans_and_are_stored_with_the_run(sample):
-    adaptive = training_module.epoch_compiler_options("adam")
-    plain = training_module.epoch_compiler_options("sgd")
-    for options in (adaptive, plain):
-        assert options["xla_cpu_fast_math_honor_nans"] is True
-        assert options["xla_cpu_fast_math_honor_infs"] is True
-        assert options["xla_cpu_fast_math_honor_division"] is False
-    assert "xla_cpu_prefer_vector_width" not in plain
-    wide = adaptive.get("xla_cpu_prefer_vector_width") == 512
-    assert wide == training_module._cpu_has_avx512()
-    eigen = "xla_cpu_experimental_ynn_fusion_type"
-    assert adaptive[eigen] == ""
-    assert eigen not in training_module.epoch_compiler_options("adam", "cnn")
-    run = train(RunConfig(**BASE, epochs=1, batch_size=100), data=sample)
-    stored = run.versions["xla_options"]
-    assert "xla_cpu_fast_math_honor_nans=True" in stored and f"{eigen}=''" in stored
-    assert ("xla_cpu_prefer_vector_width=512" in stored) == wide
-
-
-def test_compile_drops_options_the_installed_xla_does_not_know():
-    import jax
-
-    lowered = jax.jit(lambda x: x * 2.0).lower(1.0)
-    asked = {"xla_cpu_enable_fast_math": True, "xla_cpu_no_such_option_here": True}
-    compiled, used = training_module._compile(lowered, asked)
-    assert used == {"xla_cpu_enable_fast_math": True}
-    assert float(compiled(3.0)) == 6.0
-    with pytest.raises(jax.errors.JaxRuntimeError):
-        training_module._compile(lowered, {"xla_cpu_prefer_vector_width": "not a number"})
-
-
 def test_target_accuracy_records_epoch_step_and_seconds(sample):
     run = train(RunConfig(**BASE, epochs=4, batch_size=32, target_accuracy=0.5), data=sample)
     assert run.target is not None and run.target.split == "validation"

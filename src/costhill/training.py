@@ -12,14 +12,11 @@ This module writes no files and prints nothing; ``on_epoch`` callbacks do that f
 
 from __future__ import annotations
 
-import functools
 import math
 import platform
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -31,6 +28,12 @@ from jaxtyping import Array, Float, Int
 from . import __version__
 from ._types import Key, OptState, Params
 from .config import RunConfig
+from .cpu_tuning import (
+    compile_lowered,
+    describe_options,
+    epoch_compiler_options,
+    xla_threads_in_use,
+)
 from .data import Dataset, Split, load
 from .errors import ConfigError
 from .initializers import make_initializer, parse_init
@@ -253,72 +256,6 @@ def _evaluate_fn(model: Model) -> Callable[..., tuple[Array, Array]]:
 _EPOCH_CACHE: dict[tuple[Any, ...], Any] = {}
 _EVAL_CACHE: dict[tuple[Any, ...], Callable[..., tuple[Array, Array]]] = {}
 COMPILATIONS = {"epoch": 0}
-
-
-# Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
-# batch-1 matrix-vector products ran slower, and a batch-1 epoch took ~6% longer than at 256.
-_NARROW_VECTOR_OPTIMIZERS = frozenset({"sgd"})
-# Models made of dense layers only: their products ran faster in Eigen than in YNNPACK (XLA's
-# default for plain dots): 3% a batch-64 epoch, 20% a full-batch step. The CNN's ran 6% slower.
-_EIGEN_DOT_MODELS = frozenset({"mlp", "logreg"})
-
-
-@functools.cache
-def _cpu_has_avx512() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512f" in flags
-
-
-def epoch_compiler_options(optimizer_name: str | None, model_name: str = "mlp") -> dict[str, Any]:
-    """XLA options for a compiled CPU epoch, chosen by measurement on this project's machine (a
-    2-core Zen 5; ``python -m bench``).
-
-    - Fast math, with NaN and infinity semantics kept (a diverged run is still detected) and
-      library functions exact: XLA may then multiply by a reciprocal instead of dividing, which
-      takes one of Adam's two divisions per parameter out of the loop. LLVM may also reorder and
-      fuse (FMA) float arithmetic, so results differ from the default in the last bits; they
-      remain the same from run to run.
-    - 512-bit vectors where the CPU has AVX-512 (XLA prefers 256): the square roots and divisions
-      of adaptive optimizers ran ~30% faster a batch-1 epoch, momentum ~9%. Not for plain SGD.
-    - Eigen rather than YNNPACK for the dots of dense-only models.
-
-    On other backends no option is set. An option the installed XLA does not know is dropped at
-    compile time; the options used are stored with every run (``versions["xla_options"]``).
-    """
-    if jax.default_backend() != "cpu":
-        return {}
-    options: dict[str, Any] = {
-        "xla_cpu_enable_fast_math": True,
-        "xla_cpu_fast_math_honor_nans": True,
-        "xla_cpu_fast_math_honor_infs": True,
-        "xla_cpu_fast_math_honor_functions": True,
-        "xla_cpu_fast_math_honor_division": False,
-    }
-    if _cpu_has_avx512() and optimizer_name not in _NARROW_VECTOR_OPTIMIZERS:
-        options["xla_cpu_prefer_vector_width"] = 512
-    if model_name in _EIGEN_DOT_MODELS:
-        options["xla_cpu_experimental_ynn_fusion_type"] = ""
-    return options
-
-
-def _compile(lowered: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Compile with ``options``, dropping any the installed XLA does not know (older jaxlibs)."""
-    options = dict(options)
-    while True:
-        try:
-            return lowered.compile(options), options
-        except jax.errors.JaxRuntimeError as error:
-            unknown = re.search(r"No such compile option: '(\w+)'", str(error))
-            if unknown is None or unknown.group(1) not in options:
-                raise
-            del options[unknown.group(1)]
-
-
-def _describe_options(options: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v!r}" for k, v in sorted(options.items()))
 
 
 def _model_key(cfg: RunConfig) -> tuple[Any, ...]:
@@ -600,7 +537,7 @@ def _train_arms(
         if vectorize:
             body = jax.vmap(body, in_axes=(0, 0, None, None, 0))
         lowered = jax.jit(body).lower(params, opt_state, train_x, train_y, orders(0))
-        epoch_fn, used_options = _compile(
+        epoch_fn, used_options = compile_lowered(
             lowered, epoch_compiler_options(None if custom else config.optimizer, config.model)
         )
         COMPILATIONS["epoch"] += 1
@@ -614,7 +551,8 @@ def _train_arms(
         _EVAL_CACHE[_model_key(config) + (vectorize,)] = evaluate
     for run in runs:
         run.compile_seconds = compile_seconds
-        run.versions["xla_options"] = _describe_options(used_options)
+        run.versions["xla_options"] = describe_options(used_options)
+        run.versions["xla_cpu_threads"] = str(xla_threads_in_use() or "unknown")
         if on_start is not None:
             on_start(run)
 

@@ -84,6 +84,10 @@ def run_and_store(
     TensorBoard event files under ``tensorboard``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..cpu_tuning import use_preferred_xla_threads
+
+    use_preferred_xla_threads([config])  # before anything starts JAX's CPU client
+
     from ..data import load
     from ..store import Store
     from ..training import check, train

@@ -1,0 +1,37 @@
+"""One costhill turn of the benchmark, in a fresh process started as `costhill train` starts:
+XLA's CPU thread count is chosen for the config before JAX starts (``costhill.cpu_tuning``).
+
+    python -m bench.turn '{"batch_size": 1, "optimizer": "sgd", "lr": 0.01}'
+
+prints one JSON line: the training seconds of each of two epochs (compile and evaluation apart)
+and the XLA CPU threads the run had.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+EPOCHS = 2
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[0])
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from costhill import RunConfig
+    from costhill.cpu_tuning import use_preferred_xla_threads, xla_threads_in_use
+
+    use_preferred_xla_threads([RunConfig(validation=0, epochs=EPOCHS, **config)])
+    from costhill.data import load
+
+    from .peers import costhill_epochs
+
+    data = load("fashion-mnist", validation=0, download=False)
+    seconds = costhill_epochs(data, epochs=EPOCHS, **config)
+    print(json.dumps({"seconds": seconds, "xla_cpu_threads": xla_threads_in_use()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
