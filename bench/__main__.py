@@ -451,8 +451,10 @@ def markdown(results: dict, info: dict, command: str) -> str:
     lines += [
         "",
         "Cohorts: 8 configs that differ only in seed, trained as one vmap-ed program "
-        "(`costhill.training.train_cohort`) against the same 8 trained one by one; seconds of "
-        "one epoch of all 8.",
+        "(`costhill.training.train_cohort`) against the same 8 trained one by one, both in the "
+        "bench's process on XLA's default threads; seconds of one epoch of all 8. (`costhill "
+        "train` runs batch-1 plain SGD on one thread, at about the stochastic SGD row's time "
+        "above: 8 of those against the cohort is the fairer comparison for that row.)",
         "",
         "| batch | optimizer | 8 runs one by one s | cohort of 8 s | cohort speed-up |",
         "|---|---|---|---|---|",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import jax
 import pytest
@@ -16,6 +17,7 @@ from costhill import RunConfig, cpu_tuning, train
 from costhill.store import load_run
 
 BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)
+ORIGINAL_PJRT_NPROC = os.environ.get("PJRT_NPROC")
 ONE_CORE_L2 = 1 << 20  # the project machine's; fixed here so the rule's table does not depend on
 # the machine running the tests
 
@@ -91,19 +93,23 @@ def test_a_set_of_runs_gets_one_thread_only_if_every_run_prefers_it(monkeypatch)
 def test_use_preferred_threads_sets_them_before_jax_starts_and_never_over_the_user(monkeypatch):
     monkeypatch.setattr(cpu_tuning, "_l2_cache_bytes", lambda: ONE_CORE_L2)
     sgd = [RunConfig(optimizer="sgd", batch_size=1)]
-    for name in ("PJRT_NPROC", "NPROC"):
-        monkeypatch.delenv(name, raising=False)
-    # This test process has started JAX already: too late to change anything.
-    assert cpu_tuning.use_preferred_xla_threads(sgd) is None
-    assert "PJRT_NPROC" not in os.environ
-    monkeypatch.setattr(cpu_tuning, "_backends_started", lambda: False)
-    assert cpu_tuning.use_preferred_xla_threads([RunConfig(optimizer="adam")]) is None
-    assert "PJRT_NPROC" not in os.environ
-    assert cpu_tuning.use_preferred_xla_threads(sgd) == 1
-    assert os.environ["PJRT_NPROC"] == "1"
-    monkeypatch.setenv("PJRT_NPROC", "2")
-    assert cpu_tuning.use_preferred_xla_threads(sgd) is None
-    assert os.environ["PJRT_NPROC"] == "2"
+    # The whole environment is restored afterwards: a PJRT_NPROC left behind would give later
+    # tests' worker processes one thread.
+    with mock.patch.dict(os.environ):
+        for name in ("PJRT_NPROC", "NPROC"):
+            os.environ.pop(name, None)
+        # This test process has started JAX already: too late to change anything.
+        assert cpu_tuning.use_preferred_xla_threads(sgd) is None
+        assert "PJRT_NPROC" not in os.environ
+        monkeypatch.setattr(cpu_tuning, "_backends_started", lambda: False)
+        assert cpu_tuning.use_preferred_xla_threads([RunConfig(optimizer="adam")]) is None
+        assert "PJRT_NPROC" not in os.environ
+        assert cpu_tuning.use_preferred_xla_threads(sgd) == 1
+        assert os.environ["PJRT_NPROC"] == "1"
+        os.environ["PJRT_NPROC"] = "2"
+        assert cpu_tuning.use_preferred_xla_threads(sgd) is None
+        assert os.environ["PJRT_NPROC"] == "2"
+    assert os.environ.get("PJRT_NPROC") == ORIGINAL_PJRT_NPROC
 
 
 def _train_in_a_fresh_process(store: Path, env: dict[str, str]) -> dict[str, Any]:

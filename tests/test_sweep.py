@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,13 +65,28 @@ def test_a_sweep_resumes_where_it_stopped(store_path):
 
 
 def _sweep_process(plan_file: Path, store: Path) -> subprocess.Popen:
+    """A sweep in its own process; its stderr (the progress bar, or the error) goes to a file
+    that a failing assertion shows (a pipe nobody reads could fill and stop the sweep)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen(
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(
         [sys.executable, "-m", "costhill", "sweep", str(plan_file), "--store", str(store)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
         env=env,
     )
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def _finishes(process: subprocess.Popen) -> bool:
+    process.wait(timeout=300)
+    log = process.log  # type: ignore[attr-defined]
+    log.seek(0)
+    assert process.returncode == 0, f"the sweep exited {process.returncode}:\n{log.read()[-3000:]}"
+    log.close()
+    return True
 
 
 def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
@@ -86,6 +102,7 @@ def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        process.log.close()  # type: ignore[attr-defined]
     finished_before = sum(_finished_per_hash(store_path).values())
     assert finished_before >= 2
     db = sqlite3.connect(store_path)
@@ -108,7 +125,7 @@ def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
         files.append(path)
     processes = [_sweep_process(path, store_path) for path in files]
     for process in processes:
-        assert process.wait(timeout=300) == 0
+        assert _finishes(process)
     counts = _finished_per_hash(store_path)
     assert len(counts) == 16 and set(counts.values()) == {1}
     db = sqlite3.connect(store_path)
@@ -121,7 +138,7 @@ def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
     plan_file.write_text(SMALL.format(name="same", budget="epochs = 2", seeds="[0, 1]"))
     processes = [_sweep_process(plan_file, store_path) for _ in range(2)]
     for process in processes:
-        assert process.wait(timeout=300) == 0
+        assert _finishes(process)
     counts = _finished_per_hash(store_path)
     assert len(counts) == 8 and set(counts.values()) == {1}
     db = sqlite3.connect(store_path)
