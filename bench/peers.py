@@ -42,12 +42,13 @@ def costhill_epochs(data, *, epochs: int, **config) -> list[float]:
     return [e.seconds for e in run.epochs]
 
 
-def costhill_turn(**config) -> Callable[[], float]:
+def costhill_turn(env: dict[str, str] | None = None, **config) -> Callable[[], float]:
     """A timer of one costhill epoch, for turns taken with the peers: each call trains a fresh
     two-epoch run in a new process, started the way ``costhill train`` starts one (``bench.turn``),
     and returns its second epoch's seconds. A run's first epoch measured ~8% slower at batch 1
     (the data had just been copied in), and later epochs all alike. The XLA thread counts the
-    turns had are collected in the timer's ``threads``."""
+    turns had are collected in the timer's ``threads``; ``env`` replaces the process's
+    environment."""
     threads: list[int | None] = []
 
     def turn() -> float:
@@ -56,6 +57,7 @@ def costhill_turn(**config) -> Callable[[], float]:
             cwd=ROOT,
             capture_output=True,
             text=True,
+            env=env,
         )
         if done.returncode != 0:
             raise RuntimeError(f"costhill turn {config} failed:\n{done.stderr}")

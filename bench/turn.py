@@ -18,6 +18,8 @@ EPOCHS = 2
 
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
+    if "hidden" in config:
+        config["hidden"] = tuple(config["hidden"])
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from costhill import RunConfig
     from costhill.cpu_tuning import use_preferred_xla_threads, xla_threads_in_use
