@@ -11,7 +11,7 @@ traced to the engine settings that produced it:
 Example:
     >>> from costhill import RunConfig
     >>> from costhill.cpu_tuning import preferred_xla_threads
-    >>> preferred_xla_threads([RunConfig(optimizer="sgd", batch_size=1)])
+    >>> preferred_xla_threads([RunConfig(optimizer="sgd", batch_size=1)])  # seed MLP fits one L2
     1
     >>> preferred_xla_threads([RunConfig(optimizer="adam", batch_size=64)]) is None
     True
