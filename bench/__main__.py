@@ -121,16 +121,33 @@ class Suite:
                 samples[name].append(timer())
         return {name: median(values) for name, values in samples.items()}
 
+    def _limits(self, item: dict) -> None:
+        """The item's limit times from the matmul readings so far."""
+        item["limit_s"] = item["flops"] / self.peak
+        products = item["products"]
+        if products is not None:
+            steps, batch = products
+            item["shapes_limit_s"] = steps * self.step_products[batch]
+
     def record(
-        self, name: str, *, flops: float, shapes_s: float | None, seconds: dict, note: str = ""
+        self,
+        name: str,
+        *,
+        flops: float,
+        products: tuple[int, int] | None,
+        seconds: dict,
+        note: str = "",
     ) -> None:
+        """``products``: (steps, batch size) of the MLP steps whose matrix products bound the
+        item, or None."""
         item = {
             "flops": flops,
-            "limit_s": flops / self.peak,
-            "shapes_limit_s": shapes_s,
+            "products": products,
+            "shapes_limit_s": None,
             "seconds": seconds,
             "note": note,
         }
+        self._limits(item)
         self.items[name] = item
         ours = seconds["costhill"]
         parts = [f"{name}: costhill {ours:.3f}s = {ours / item['limit_s']:.2f}x the peak limit"]
@@ -174,7 +191,7 @@ class Suite:
         self.record(
             "mini-batch epoch (B=64, Adam)",
             flops=epoch_flops,
-            shapes_s=steps * self.step_products[64],
+            products=(steps, 64),
             seconds=self.interleaved(
                 {
                     "costhill": (ours := costhill_turn(**mini)),
@@ -203,7 +220,7 @@ class Suite:
             self.record(
                 f"stochastic epoch (B=1, {optimizer})",
                 flops=epoch_flops,
-                shapes_s=n * self.step_products[1],
+                products=(n, 1),
                 seconds=self.interleaved(
                     {
                         "costhill": (ours := costhill_turn(**one)),
@@ -223,7 +240,7 @@ class Suite:
         self.record(
             "full-batch step (Adam)",
             flops=epoch_flops,
-            shapes_s=self.step_products[n],
+            products=(1, n),
             seconds={
                 "costhill": median(
                     costhill_epochs(
@@ -240,16 +257,8 @@ class Suite:
         self.cnn_epoch()
         self.cohorts()
         self.measure_limits()
-        shapes_per_item = {
-            "mini-batch epoch (B=64, Adam)": -(-n // 64) * self.step_products[64],
-            "stochastic epoch (B=1, sgd)": n * self.step_products[1],
-            "stochastic epoch (B=1, adam)": n * self.step_products[1],
-            "full-batch step (Adam)": self.step_products[n],
-        }
-        for name, item in self.items.items():
-            item["limit_s"] = item["flops"] / self.peak
-            if name in shapes_per_item:
-                item["shapes_limit_s"] = shapes_per_item[name]
+        for item in self.items.values():
+            self._limits(item)
         return {
             "cohorts": self.cohort_rows,
             "quick": self.quick,
@@ -285,7 +294,7 @@ class Suite:
         self.record(
             f"time to test accuracy {TARGET} (Adam 1e-3, B=64)",
             flops=float("nan"),
-            shapes_s=None,
+            products=None,
             seconds=seconds,
             note="epochs needed: "
             + ", ".join(
@@ -327,7 +336,7 @@ class Suite:
         self.record(
             "CNN mini-batch epoch (B=64, Adam)",
             flops=cnn_train_flops_per_example() * self.n,
-            shapes_s=None,
+            products=None,
             seconds={
                 "costhill": median(
                     costhill_epochs(

@@ -29,7 +29,7 @@ WORKLOADS: list[tuple[str, dict]] = [
     ("Adam, batch 64", dict(optimizer="adam", lr=1e-3, batch_size=64)),
     (
         "plain SGD, batch 1, MLP 784-1000-500-10 (5 MB)",
-        dict(optimizer="sgd", lr=0.01, batch_size=1, hidden=[1000, 500]),
+        dict(optimizer="sgd", lr=0.01, batch_size=1, hidden=(1000, 500)),
     ),
 ]
 
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for threads, timer in timers.items():
                 seconds[threads].append(timer())
         one, default = (statistics.median(seconds[t]) for t in (1, cores))
-        cfg = RunConfig(**{**config, "hidden": tuple(config.get("hidden", (200, 100, 30)))})
-        chosen = preferred_xla_threads([cfg]) or f"default ({cores})"
+        chosen = preferred_xla_threads([RunConfig(**config)]) or f"default ({cores})"
         row = f"| {name} | {one:.3f} | {default:.3f} | {default / one:.2f}x | {chosen} |"
         print(row, flush=True)
     return 0

@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
+from .models import IMAGE_SHAPE, NUM_CLASSES
 
 # Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
 # batch-1 matrix-vector products ran slower, and a batch-1 epoch took ~6% longer than at 256.
 _NARROW_VECTOR_OPTIMIZERS = frozenset({"sgd"})
-# Models made of dense layers only: their products ran faster in Eigen than in YNNPACK (XLA's
-# default for plain dots): 3% a batch-64 epoch, 20% a full-batch step. The CNN's ran 6% slower.
-_EIGEN_DOT_MODELS = frozenset({"mlp", "logreg"})
+# Models made of dense layers only. Their products ran faster in Eigen than in YNNPACK (XLA's
+# default for plain dots): 3% a batch-64 epoch, 20% a full-batch step; the CNN's ran 6% slower.
+# Their parameter count follows from the config alone (``parameter_bytes``).
+_DENSE_MODELS = frozenset({"mlp", "logreg"})
 
-_IMAGE_PIXELS, _CLASSES = 28 * 28, 10
 # Above this batch size a plain-SGD step has enough work to share between cores: batch 16 ran
 # alike on one thread and on two, batch 64 ~25% slower on one.
 _ONE_THREAD_MAX_BATCH = 8
@@ -87,7 +88,7 @@ def epoch_compiler_options(optimizer_name: str | None, model_name: str = "mlp") 
     }
     if _cpu_has_avx512() and optimizer_name not in _NARROW_VECTOR_OPTIMIZERS:
         options["xla_cpu_prefer_vector_width"] = 512
-    if model_name in _EIGEN_DOT_MODELS:
+    if model_name in _DENSE_MODELS:
         options["xla_cpu_experimental_ynn_fusion_type"] = ""
     return options
 
@@ -134,10 +135,10 @@ def _l2_cache_bytes() -> int | None:
 
 def parameter_bytes(config: RunConfig) -> int | None:
     """Bytes of float32 parameters of a dense model (``mlp``, ``logreg``); None for others."""
-    if config.model not in _EIGEN_DOT_MODELS:
+    if config.model not in _DENSE_MODELS:
         return None
     hidden = config.hidden if config.model == "mlp" else ()
-    sizes = (_IMAGE_PIXELS, *hidden, _CLASSES)
+    sizes = (IMAGE_SHAPE[0] * IMAGE_SHAPE[1], *hidden, NUM_CLASSES)
     return 4 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 

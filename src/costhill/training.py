@@ -549,10 +549,13 @@ def _train_arms(
         single = _evaluate_fn(model)
         evaluate = jax.jit(jax.vmap(single, in_axes=(0, None, None)) if vectorize else single)
         _EVAL_CACHE[_model_key(config) + (vectorize,)] = evaluate
+    engine = {
+        "xla_options": describe_options(used_options),
+        "xla_cpu_threads": str(xla_threads_in_use() or "unknown"),
+    }
     for run in runs:
         run.compile_seconds = compile_seconds
-        run.versions["xla_options"] = describe_options(used_options)
-        run.versions["xla_cpu_threads"] = str(xla_threads_in_use() or "unknown")
+        run.versions.update(engine)
         if on_start is not None:
             on_start(run)
 
