@@ -1,7 +1,7 @@
 """XLA's CPU thread count against epoch time: the measurement behind
 ``costhill.cpu_tuning.preferred_xla_threads``.
 
-    python -m bench.threads            # about 10 minutes on 2 cores
+    python -m bench.threads            # about 7 minutes on 2 cores
     python -m bench.threads --quick    # one round
 
 Each workload (the seed MLP on the full Fashion-MNIST unless stated) trains in fresh processes
