@@ -1,7 +1,7 @@
 """costhill beside its peers and beside the machine's own limit, as ratios measured in one run.
 
     python -m bench            # the full suite (about 12 minutes on 2 cores)
-    python -m bench --quick    # the epochs and the full-batch step only, 3 rounds (about 3 minutes)
+    python -m bench --quick    # the epochs and the full-batch step only, 3 rounds (about 2 minutes)
     python -m bench --write    # also rewrite bench/results.json and the table in BENCHMARKS.md
 
 The work, on the real Fashion-MNIST (all 60,000 training images) with the seed MLP 784-200-100-30-10
@@ -27,6 +27,8 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +59,29 @@ def _turns(timer) -> str:
     return f"costhill's turns each in a fresh process, on {'/'.join(counts)} XLA CPU thread(s)"
 
 
+def _best_steps_per_execution(
+    options: tuple[int, ...], seconds_of: Callable[[int], float]
+) -> tuple[int, dict[int, float]]:
+    """Keras's fastest ``steps_per_execution`` among ``options`` and the seconds of each; with
+    one option, that option untimed."""
+    if len(options) == 1:
+        return options[0], {}
+    timed = {spe: seconds_of(spe) for spe in options}
+    return min(timed, key=timed.__getitem__), timed
+
+
+def _keras_note(timed: dict[int, float], best: int) -> str:
+    if not timed:
+        return (
+            f"Keras at steps_per_execution={best}, the fastest in full runs (--quick times only it)"
+        )
+    return (
+        "Keras at steps_per_execution="
+        + ", ".join(f"{spe}: {s:.2f}s" for spe, s in timed.items())
+        + f"; the table's Keras figure is steps_per_execution={best}"
+    )
+
+
 class Suite:
     def __init__(self, quick: bool) -> None:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -68,7 +93,9 @@ class Suite:
         # up to ~80% (0.24 s epochs read 0.41-0.47 s), so the median needs a majority of rounds
         # outside them.
         self.rounds = 3 if quick else 7
-        self.sample_steps = 3_000 if quick else 6_000
+        self.sample_steps = 5_000 if quick else 6_000
+        # costhill's turns keep their compilations here, for the run's length (``costhill_turn``).
+        self.compile_cache = tempfile.TemporaryDirectory(prefix="costhill-bench-xla-")
         self.data = load("fashion-mnist", validation=0, download=False)
         self.n = len(self.data.train)
         self.items: dict[str, dict] = {}
@@ -80,7 +107,8 @@ class Suite:
     # -- the limit --------------------------------------------------------------------------
 
     def measure_limits(self) -> None:
-        """The matmul readings, at the start and again at the end of the suite.
+        """The matmul readings, at the start and again at the end of the suite (at the start only
+        with --quick, and the step's products at batch 64 only).
 
         A machine's peak is what it can do: a reading taken while a neighbour loads this shared
         machine only understates it (one start-of-run reading here once fell from ~450 to 187
@@ -88,13 +116,11 @@ class Suite:
         costhill's ratio to the limit stricter.
         """
         self.say("measuring the machine's matmul limit ...")
-        shapes = [
-            (2048, 2048, 2048),
-            *mlp_step_products(64),
-            *mlp_step_products(1),
-            *mlp_step_products(self.n),
-        ]
-        readings = matmul_readings(shapes, repeats=5)
+        batches = (64,) if self.quick else (64, 1, self.n)
+        shapes = [(2048, 2048, 2048)]
+        for batch in batches:
+            shapes += mlp_step_products(batch)
+        readings = matmul_readings(shapes, repeats=self.repeats)
         if hasattr(self, "readings"):
             readings = {
                 key: [min(a, b) for a, b in zip(self.readings[key], readings[key], strict=True)]
@@ -105,10 +131,10 @@ class Suite:
         self.peak = 2 * 2048**3 / seconds[0]
         self.peak_as_configured = 2 * 2048**3 / readings["as_configured"][0]
         self.kernel = readings["kernel"]
+        per_step = len(mlp_step_products(1))
         self.step_products = {
-            64: sum(seconds[1:12]),
-            1: sum(seconds[12:23]),
-            self.n: sum(seconds[23:34]),
+            batch: sum(seconds[1 + i * per_step : 1 + (i + 1) * per_step])
+            for i, batch in enumerate(batches)
         }
         self.say(f"  float32 matmul peak so far: {self.peak / 1e9:.1f} GFLOP/s")
 
@@ -125,7 +151,7 @@ class Suite:
         """The item's limit times from the matmul readings so far."""
         item["limit_s"] = item["flops"] / self.peak
         products = item["products"]
-        if products is not None:
+        if products is not None and products[1] in self.step_products:
             steps, batch = products
             item["shapes_limit_s"] = steps * self.step_products[batch]
 
@@ -169,53 +195,46 @@ class Suite:
         n, r = self.n, self.repeats
         epoch_flops = mlp_train_flops_per_example() * n
         torch, keras, numpy_peer = TorchPeer(self.data), KerasPeer(self.data), NumpyPeer(self.data)
-        spe_options = (1, 938) if self.quick else (1, 32, 938)
+        # --quick takes Keras at the steps_per_execution that won every full run (938 for the
+        # mini-batch epoch, 100 at batch 1) instead of timing the others too.
+        spe_options = (938,) if self.quick else (1, 32, 938)
+        spe_one = (100,) if self.quick else (1, 100)
         sample = self.sample_steps
+        cache = self.compile_cache.name
 
         self.say("mini-batch (64, Adam) epoch ...")
         steps = -(-n // 64)
-        keras_by_spe = {
-            spe: median(
-                keras.epoch(
-                    batch_size=64,
-                    optimizer="adam",
-                    lr=1e-3,
-                    steps_per_execution=spe,
-                    repeats=2,
-                )
-            )
-            for spe in spe_options
-        }
-        best_spe = min(keras_by_spe, key=keras_by_spe.get)  # type: ignore[arg-type]
         mini = dict(batch_size=64, optimizer="adam", lr=1e-3)
+        best_spe, keras_by_spe = _best_steps_per_execution(
+            spe_options,
+            lambda spe: median(keras.epoch(**mini, steps_per_execution=spe, repeats=2)),
+        )
         self.record(
             "mini-batch epoch (B=64, Adam)",
             flops=epoch_flops,
             products=(steps, 64),
             seconds=self.interleaved(
                 {
-                    "costhill": (ours := costhill_turn(**mini)),
+                    "costhill": (ours := costhill_turn(compile_cache=cache, **mini)),
                     "torch": lambda: torch.steps(**mini, count=steps),
                     "keras": keras.fitter(**mini, steps_per_execution=best_spe),
                     "numpy": lambda: numpy_peer.steps(**mini, count=steps),
                 },
                 self.rounds,
             ),
-            note="Keras at steps_per_execution="
-            + ", ".join(f"{spe}: {s:.2f}s" for spe, s in keras_by_spe.items())
-            + f"; the table's Keras figure is steps_per_execution={best_spe}; "
-            + _turns(ours),
+            note=_keras_note(keras_by_spe, best_spe) + "; " + _turns(ours),
         )
 
         scale = n / sample
         for optimizer, lr in (("sgd", 0.01), ("adam", 1e-4)):
             self.say(f"stochastic (1, {optimizer}) epoch ...")
             one = dict(batch_size=1, optimizer=optimizer, lr=lr)
-            keras_spe = {
-                spe: keras.epoch(**one, steps_per_execution=spe, examples=sample)[0] * scale
-                for spe in (1, 100)
-            }
-            spe = min(keras_spe, key=keras_spe.get)  # type: ignore[arg-type]
+            spe, keras_spe = _best_steps_per_execution(
+                spe_one,
+                lambda spe, one=one: (
+                    keras.epoch(**one, steps_per_execution=spe, examples=sample)[0] * scale
+                ),
+            )
             keras_timer = keras.fitter(**one, steps_per_execution=spe, examples=sample)
             self.record(
                 f"stochastic epoch (B=1, {optimizer})",
@@ -223,15 +242,15 @@ class Suite:
                 products=(n, 1),
                 seconds=self.interleaved(
                     {
-                        "costhill": (ours := costhill_turn(**one)),
+                        "costhill": (ours := costhill_turn(compile_cache=cache, **one)),
                         "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
                         "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
                         "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
                     },
                     self.rounds,
                 ),
-                note=f"peers timed over {sample:,} steps and extrapolated to {n:,}; Keras at "
-                + ", ".join(f"steps_per_execution={k}: {v:.1f}s" for k, v in keras_spe.items())
+                note=f"peers timed over {sample:,} steps and extrapolated to {n:,}; "
+                + _keras_note(keras_spe, spe)
                 + "; "
                 + _turns(ours),
             )
@@ -257,13 +276,15 @@ class Suite:
         if self.quick:
             self.notes.append(
                 "--quick: the time to 0.888, the CNN's epoch and the cohorts are left to the full "
-                "suite (they take about half of its time)"
+                "suite (they take about half of its time), Keras's other steps_per_execution too; "
+                "the matmul limit is read once, at the start, and the shapes limit at batch 64 only"
             )
         else:
             self.time_to_accuracy(best_spe)
             self.cnn_epoch()
             self.cohorts()
-        self.measure_limits()
+            self.measure_limits()
+        self.compile_cache.cleanup()
         for item in self.items.values():
             self._limits(item)
         return {
@@ -434,8 +455,13 @@ def markdown(results: dict, info: dict, command: str) -> str:
         f"{_options(info['xla_options_adam'])} (plain SGD: {_options(info['xla_options_sgd'])}) "
         "— see `costhill.cpu_tuning.epoch_compiler_options`.",
         "",
-        f"float32 matmul peak measured in the same run (best of a reading at its start and one "
-        f"at its end): {results['matmul_peak_gflops']:.1f} "
+        "float32 matmul peak measured in the same run ("
+        + (
+            "a reading at its start"
+            if results["quick"]
+            else "best of a reading at its start and one at its end"
+        )
+        + f"): {results['matmul_peak_gflops']:.1f} "
         f"GFLOP/s (NumPy, 2048x2048, {results['matmul_kernel']}); with this machine's "
         "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE left set NumPy reached "
         f"{results['matmul_peak_as_configured_gflops']:.1f} GFLOP/s. The limit uses the faster. "
@@ -503,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="the epochs and the full-batch step only, fewer rounds (about 3 minutes)",
+        help="the epochs and the full-batch step only, fewer rounds (about 2 minutes)",
     )
     parser.add_argument(
         "--write",

@@ -25,9 +25,10 @@ for m, k, n in shapes:
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
     a @ b
-    # Enough products per timing that small shapes are not timer-bound, but not millions: a
-    # batch-1 layer's product is ~1 us of call overhead, and 2 GFLOP of them took minutes.
-    inner = max(1, min(int(2e9 // (2 * m * k * n)), 20_000))
+    # Enough products per timing that small shapes are not timer-bound (2,000 products of ~1 us
+    # of call overhead each are 2 ms), but not millions: 2 GFLOP of a batch-1 layer's products
+    # took minutes.
+    inner = max(1, min(int(2e9 // (2 * m * k * n)), 2_000))
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
