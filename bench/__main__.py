@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .limits import (
     cnn_train_flops_per_example,
@@ -99,6 +100,7 @@ class Suite:
         self.data = load("fashion-mnist", validation=0, download=False)
         self.n = len(self.data.train)
         self.items: dict[str, dict] = {}
+        self.readings: dict[str, Any] | None = None
         self.notes: list[str] = []
 
     def say(self, text: str) -> None:
@@ -121,7 +123,7 @@ class Suite:
         for batch in batches:
             shapes += mlp_step_products(batch)
         readings = matmul_readings(shapes, repeats=self.repeats)
-        if hasattr(self, "readings"):
+        if self.readings is not None:
             readings = {
                 key: [min(a, b) for a, b in zip(self.readings[key], readings[key], strict=True)]
                 for key in ("seconds", "as_configured")
@@ -204,7 +206,7 @@ class Suite:
 
         self.say("mini-batch (64, Adam) epoch ...")
         steps = -(-n // 64)
-        mini = dict(batch_size=64, optimizer="adam", lr=1e-3)
+        mini: dict[str, Any] = dict(batch_size=64, optimizer="adam", lr=1e-3)
         best_spe, keras_by_spe = _best_steps_per_execution(
             spe_options,
             lambda spe: median(keras.epoch(**mini, steps_per_execution=spe, repeats=2)),
@@ -228,13 +230,12 @@ class Suite:
         scale = n / sample
         for optimizer, lr in (("sgd", 0.01), ("adam", 1e-4)):
             self.say(f"stochastic (1, {optimizer}) epoch ...")
-            one = dict(batch_size=1, optimizer=optimizer, lr=lr)
-            spe, keras_spe = _best_steps_per_execution(
-                spe_one,
-                lambda spe, one=one: (
-                    keras.epoch(**one, steps_per_execution=spe, examples=sample)[0] * scale
-                ),
-            )
+            one: dict[str, Any] = dict(batch_size=1, optimizer=optimizer, lr=lr)
+
+            def keras_epoch(spe: int, one: dict[str, Any] = one) -> float:
+                return keras.epoch(**one, steps_per_execution=spe, examples=sample)[0] * scale
+
+            spe, keras_spe = _best_steps_per_execution(spe_one, keras_epoch)
             keras_timer = keras.fitter(**one, steps_per_execution=spe, examples=sample)
             self.record(
                 f"stochastic epoch (B=1, {optimizer})",
@@ -514,8 +515,8 @@ def markdown(results: dict, info: dict, command: str) -> str:
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def write_benchmarks_md(table: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
+def write_benchmarks_md(table: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace the generated block of ``path`` with ``table``, keeping every line around it."""
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text:
         text += f"\n{BEGIN}\n{END}\n"

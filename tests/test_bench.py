@@ -1,0 +1,157 @@
+"""The benchmark suite's arithmetic and reporting (``bench/``), without its peers.
+
+The timings themselves are measured by ``python -m bench``, never by tests; what is tested here is
+what turns them into the published table: FLOP counts against a hand count, the products of a
+step, Keras's steps_per_execution choice, the Markdown table, and the rewrite of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from bench.__main__ import (
+    BEGIN,
+    END,
+    _best_steps_per_execution,
+    markdown,
+    write_benchmarks_md,
+)
+from bench.limits import cnn_train_flops_per_example, mlp_step_products, mlp_train_flops_per_example
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_seed_mlp_epoch_flops_match_a_hand_count():
+    # 784*200 + 200*100 + 100*30 + 30*10 = 180,100 weights; forward, weight gradient and input
+    # gradient are 2 FLOPs a weight each, less the first layer's input gradient.
+    per_example = 6 * 180_100 - 2 * 156_800
+    assert mlp_train_flops_per_example() == per_example == 767_000
+    assert mlp_train_flops_per_example() * 60_000 == pytest.approx(4.6e10, rel=1e-3)
+
+
+def test_cnn_flops_match_a_hand_count():
+    conv1 = 2 * (28 * 28) * (5 * 5 * 1) * 32
+    conv2 = 2 * (14 * 14) * (5 * 5 * 32) * 64
+    dense = 2 * (7 * 7 * 64) * 1024 + 2 * 1024 * 10
+    assert cnn_train_flops_per_example() == 3 * (conv1 + conv2 + dense) - conv1
+
+
+def test_a_steps_products_are_forward_weight_and_input_gradients():
+    assert mlp_step_products(64) == [
+        (64, 784, 200), (64, 200, 100), (64, 100, 30), (64, 30, 10),
+        (784, 64, 200), (200, 64, 100), (100, 64, 30), (30, 64, 10),
+        (64, 100, 200), (64, 30, 100), (64, 10, 30),
+    ]  # fmt: skip
+    # Their FLOPs are the epoch's: the limit of the whole and of its parts agree.
+    flops = sum(2 * m * k * n for m, k, n in mlp_step_products(1))
+    assert flops == mlp_train_flops_per_example()
+
+
+@pytest.mark.parametrize(
+    ("options", "seconds", "best", "timed"),
+    [
+        ((938,), {}, 938, {}),
+        ((1, 32, 938), {1: 1.5, 32: 0.9, 938: 0.8}, 938, {1: 1.5, 32: 0.9, 938: 0.8}),
+        ((1, 100), {1: 47.0, 100: 14.8}, 100, {1: 47.0, 100: 14.8}),
+        ((1, 100), {1: 3.0, 100: 4.0}, 1, {1: 3.0, 100: 4.0}),
+    ],
+)
+def test_keras_runs_at_its_fastest_steps_per_execution(options, seconds, best, timed):
+    asked: list[int] = []
+
+    def seconds_of(spe: int) -> float:
+        asked.append(spe)
+        return seconds[spe]
+
+    assert _best_steps_per_execution(options, seconds_of) == (best, timed)
+    assert asked == ([] if len(options) == 1 else list(options))  # one option is not timed
+
+
+def _results(**seconds: float | None) -> dict:
+    return {
+        "quick": False,
+        "matmul_peak_gflops": 460.0,
+        "matmul_peak_as_configured_gflops": 250.0,
+        "matmul_kernel": "openblas",
+        "notes": ["a note"],
+        "cohorts": [],
+        "items": {
+            "mini-batch epoch (B=64, Adam)": {
+                "flops": 4.6e10,
+                "limit_s": 0.1,
+                "shapes_limit_s": None,
+                "seconds": seconds,
+            }
+        },
+    }
+
+
+def _machine() -> dict:
+    return dict.fromkeys(
+        ("date", "cores", "cpu", "python", "numpy", "jax", "torch", "torch_threads",
+         "tensorflow", "keras"), "x",
+    ) | {"xla_options_adam": {}, "xla_options_sgd": {}}  # fmt: skip
+
+
+def test_markdown_gives_peer_seconds_over_costhills_and_costhill_over_the_limit():
+    table = markdown(_results(costhill=0.25, torch=0.75, keras=0.5, numpy=None), _machine(), "c")
+    row = next(line for line in table.splitlines() if line.startswith("| mini-batch"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[4:] == ["0.250", "2.50x", "0.750", "0.500", "—", "3.00x", "2.00x", "—"]
+    assert cells[2:4] == ["0.100", "—"]
+    assert "- a note" in table
+    assert "Cohorts" not in table
+
+
+def test_markdown_says_how_the_peak_was_read():
+    full = markdown(_results(costhill=1.0), _machine(), "python -m bench")
+    quick = markdown(_results(costhill=1.0) | {"quick": True}, _machine(), "python -m bench")
+    assert "best of a reading at its start and one at its end" in full
+    assert "a reading at its start)" in quick and "at its end" not in quick
+
+
+def test_committed_table_is_what_the_committed_results_give():
+    """BENCHMARKS.md's generated block and bench/results.json come from one run: a hand edit of
+    either, or a change of the table's format without a new run, fails here."""
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    command = "python -m bench" + (" --quick" if results["quick"] else "")
+    assert block == "\n" + markdown(results, results["machine"], command)
+    for item in results["items"].values():
+        if not math.isnan(item["flops"]):
+            peak = results["matmul_peak_gflops"] * 1e9
+            assert item["limit_s"] == pytest.approx(item["flops"] / peak)
+
+
+def test_write_benchmarks_md_replaces_only_the_generated_block(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(f"# Benchmarks\n\nabove\n{BEGIN}\nold table\n{END}\nbelow\n")
+    write_benchmarks_md("new table\n", path)
+    assert path.read_text() == f"# Benchmarks\n\nabove\n{BEGIN}\nnew table\n{END}\nbelow\n"
+    fresh = tmp_path / "fresh.md"
+    write_benchmarks_md("a table\n", fresh)
+    assert f"{BEGIN}\na table\n{END}" in fresh.read_text()
+
+
+@pytest.mark.full_data
+def test_costhill_turns_share_their_compilations(tmp_path):
+    """The first turn of a config fills the run's compilation cache; the next finds every
+    executable there and adds none (so it loads rather than compiles), and reports the same kind
+    of figure: a positive epoch time and the XLA threads it had."""
+    from bench.peers import costhill_turn
+
+    from costhill.data import full_data_available
+
+    assert full_data_available(), "the full Fashion-MNIST is missing (CI installs it)"
+    turn = costhill_turn(compile_cache=tmp_path, batch_size=4096, optimizer="sgd", lr=0.1)
+    first = turn()
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    assert entries, "the first turn cached nothing"
+    second = turn()
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries
+    assert first > 0 and second > 0
+    assert len(turn.threads) == 2 and all(t is None or t >= 1 for t in turn.threads)  # type: ignore[attr-defined]
