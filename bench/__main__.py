@@ -10,7 +10,7 @@ Adam; one full-batch step (Adam); the time to reach the article's test accuracy 
 1e-3, batch 64, and with costhill's best of a few recipes; the CNN's mini-batch epoch. Each runs in
 costhill and in each peer (PyTorch eager, Keras 3 ``fit`` on TensorFlow at its best
 ``steps_per_execution``, NumPy written out by hand), one after the other in this process tree,
-warm-up excluded, median of the repetitions. For the mini-batch and stochastic epochs the
+warm-up excluded and compile time reported apart, median of the repetitions. For the mini-batch and stochastic epochs the
 repetitions take turns (costhill, PyTorch, Keras, NumPy, costhill, ...), so that a slow spell of a
 shared machine falls on every peer alike; each costhill turn is a fresh process started as
 ``costhill train`` starts one, whose XLA thread count suits its config (``costhill.cpu_tuning``). A
@@ -69,6 +69,16 @@ def _best_steps_per_execution(
         return options[0], {}
     timed = {spe: seconds_of(spe) for spe in options}
     return min(timed, key=timed.__getitem__), timed
+
+
+def _compile_seconds(costhill_timer: Any, keras_timer: Any, keras_timed: float) -> dict:
+    """An interleaved item's compile seconds: the epoch compile of costhill's first turn (later
+    turns load it from the run's compilation cache), and how much longer Keras's warm-up call
+    took than a timed call of the same work."""
+    return {
+        "costhill": costhill_timer.compile_seconds[0],
+        "keras": max(keras_timer.first_call - keras_timed, 0.0),
+    }
 
 
 def _keras_note(timed: dict[int, float], best: int) -> str:
@@ -164,15 +174,18 @@ class Suite:
         flops: float,
         products: tuple[int, int] | None,
         seconds: dict,
+        compile_s: dict[str, float] | None = None,
         note: str = "",
     ) -> None:
         """``products``: (steps, batch size) of the MLP steps whose matrix products bound the
-        item, or None."""
+        item, or None. ``compile_s``: seconds kept out of ``seconds``: costhill's epoch compile,
+        and how much longer Keras's first call took than a timed one."""
         item = {
             "flops": flops,
             "products": products,
             "shapes_limit_s": None,
             "seconds": seconds,
+            "compile_s": compile_s or {},
             "note": note,
         }
         self._limits(item)
@@ -211,19 +224,23 @@ class Suite:
             spe_options,
             lambda spe: median(keras.epoch(**mini, steps_per_execution=spe, repeats=2)),
         )
+        ours = costhill_turn(compile_cache=cache, **mini)
+        keras_timer = keras.fitter(**mini, steps_per_execution=best_spe)
+        seconds = self.interleaved(
+            {
+                "costhill": ours,
+                "torch": lambda: torch.steps(**mini, count=steps),
+                "keras": keras_timer,
+                "numpy": lambda: numpy_peer.steps(**mini, count=steps),
+            },
+            self.rounds,
+        )
         self.record(
             "mini-batch epoch (B=64, Adam)",
             flops=epoch_flops,
             products=(steps, 64),
-            seconds=self.interleaved(
-                {
-                    "costhill": (ours := costhill_turn(compile_cache=cache, **mini)),
-                    "torch": lambda: torch.steps(**mini, count=steps),
-                    "keras": keras.fitter(**mini, steps_per_execution=best_spe),
-                    "numpy": lambda: numpy_peer.steps(**mini, count=steps),
-                },
-                self.rounds,
-            ),
+            seconds=seconds,
+            compile_s=_compile_seconds(ours, keras_timer, seconds["keras"]),
             note=_keras_note(keras_by_spe, best_spe) + "; " + _turns(ours),
         )
 
@@ -237,19 +254,22 @@ class Suite:
 
             spe, keras_spe = _best_steps_per_execution(spe_one, keras_epoch)
             keras_timer = keras.fitter(**one, steps_per_execution=spe, examples=sample)
+            ours = costhill_turn(compile_cache=cache, **one)
+            seconds = self.interleaved(
+                {
+                    "costhill": ours,
+                    "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
+                    "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
+                    "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
+                },
+                self.rounds,
+            )
             self.record(
                 f"stochastic epoch (B=1, {optimizer})",
                 flops=epoch_flops,
                 products=(n, 1),
-                seconds=self.interleaved(
-                    {
-                        "costhill": (ours := costhill_turn(compile_cache=cache, **one)),
-                        "torch": lambda one=one: torch.steps(**one, count=sample) * scale,
-                        "keras": lambda keras_timer=keras_timer: keras_timer() * scale,
-                        "numpy": lambda one=one: numpy_peer.steps(**one, count=sample) * scale,
-                    },
-                    self.rounds,
-                ),
+                seconds=seconds,
+                compile_s=_compile_seconds(ours, keras_timer, seconds["keras"] / scale),
                 note=f"peers timed over {sample:,} steps and extrapolated to {n:,}; "
                 + _keras_note(keras_spe, spe)
                 + "; "
@@ -257,19 +277,23 @@ class Suite:
             )
 
         self.say("full-batch step (Adam) ...")
+        steps_s, compile_s = costhill_epochs(
+            self.data, epochs=r + 1, batch_size="full", optimizer="adam", lr=1e-3
+        )
+        keras_steps, keras_first = keras.full_batch_step(repeats=r)
         self.record(
             "full-batch step (Adam)",
             flops=epoch_flops,
             products=(1, n),
             seconds={
-                "costhill": median(
-                    costhill_epochs(
-                        self.data, epochs=r + 1, batch_size="full", optimizer="adam", lr=1e-3
-                    )[1:]
-                ),
+                "costhill": median(steps_s[1:]),
                 "torch": median(torch.full_batch_step(repeats=r)),
-                "keras": median(keras.full_batch_step(repeats=r)),
+                "keras": median(keras_steps),
                 "numpy": median(numpy_peer.full_batch_step(repeats=2)),
+            },
+            compile_s={
+                "costhill": compile_s,
+                "keras": max(keras_first - median(keras_steps), 0.0),
             },
         )
 
@@ -362,17 +386,16 @@ class Suite:
         scale = self.n / examples
         torch = TorchPeer(subset, model="cnn")
         steps = -(-examples // 64)
+        epochs_s, compile_s = costhill_epochs(
+            subset, epochs=3, model="cnn", batch_size=64, optimizer="adam", lr=1e-3
+        )
         self.record(
             "CNN mini-batch epoch (B=64, Adam)",
             flops=cnn_train_flops_per_example() * self.n,
             products=None,
+            compile_s={"costhill": compile_s},
             seconds={
-                "costhill": median(
-                    costhill_epochs(
-                        subset, epochs=3, model="cnn", batch_size=64, optimizer="adam", lr=1e-3
-                    )[1:]
-                )
-                * scale,
+                "costhill": median(epochs_s[1:]) * scale,
                 "torch": median(
                     torch.steps(batch_size=64, optimizer="adam", lr=1e-3, count=steps)
                     for _ in range(2)
@@ -489,6 +512,24 @@ def markdown(results: dict, info: dict, command: str) -> str:
             f"| {_fmt(s.get('torch'))} | {_fmt(s.get('keras'))} | {_fmt(s.get('numpy'))} "
             f"| {ratio('torch')} | {ratio('keras')} | {ratio('numpy')} |"
         )
+    compiled = {name: item.get("compile_s") or {} for name, item in results["items"].items()}
+    if any(compiled.values()):
+        lines += [
+            "",
+            "Compilation and warm-up, kept out of the seconds above: costhill's epoch compile "
+            "(tracing, lowering and XLA; for the interleaved items, the first turn's, as later "
+            "turns load it from the run's compilation cache), and how much longer Keras's first "
+            "`fit` call took than a timed one (tracing and graph building). PyTorch eager and "
+            "NumPy compile nothing.",
+            "",
+            "| work | costhill compile s | Keras first call, beyond a timed one s |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {_fmt(c.get('costhill'), 2)} | {_fmt(c.get('keras'), 2)} |"
+            for name, c in compiled.items()
+            if c
+        ]
     lines.append("")
     lines += [f"- {note}" for note in results["notes"]]
     if not results["cohorts"]:

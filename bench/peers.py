@@ -31,15 +31,16 @@ def _timed(fn: Callable[[], object]) -> float:
 # -- costhill ----------------------------------------------------------------------------------
 
 
-def costhill_epochs(data, *, epochs: int, **config) -> list[float]:
-    """Training seconds of each epoch (costhill's own timing: compile and evaluation apart)."""
+def costhill_epochs(data, *, epochs: int, **config) -> tuple[list[float], float]:
+    """Training seconds of each epoch, and the seconds spent compiling the epoch (costhill's own
+    timing: compilation and evaluation apart from the epochs)."""
     from costhill import RunConfig, train
 
     run = train(
         RunConfig(dataset=data.name, validation=len(data.validation), epochs=epochs, **config),
         data=data,
     )
-    return [e.seconds for e in run.epochs]
+    return [e.seconds for e in run.epochs], run.compile_seconds
 
 
 def costhill_turn(
@@ -49,14 +50,15 @@ def costhill_turn(
     two-epoch run in a new process, started the way ``costhill train`` starts one (``bench.turn``),
     and returns its second epoch's seconds. A run's first epoch measured ~8% slower at batch 1
     (the data had just been copied in), and later epochs all alike. The XLA thread counts the
-    turns had are collected in the timer's ``threads``; ``env`` replaces the process's
-    environment.
+    turns had are collected in the timer's ``threads``, and their epoch compile seconds in its
+    ``compile_seconds``; ``env`` replaces the process's environment.
 
     ``compile_cache``: a directory where the turns keep JAX's persistent compilation cache, so
     that every turn after a config's first loads its executables instead of compiling them (~3 s
     of a turn's ~6 s here). The timed epoch runs the same executable either way.
     """
     threads: list[int | None] = []
+    compile_seconds: list[float] = []
     environment = dict(os.environ if env is None else env)
     if compile_cache is not None:
         environment.update(
@@ -78,9 +80,11 @@ def costhill_turn(
             raise RuntimeError(f"costhill turn {config} failed:\n{done.stderr}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
         threads.append(result["xla_cpu_threads"])
+        compile_seconds.append(result["compile_seconds"])
         return float(result["seconds"][1])
 
     turn.threads = threads  # type: ignore[attr-defined]
+    turn.compile_seconds = compile_seconds  # type: ignore[attr-defined]
     return turn
 
 
@@ -243,26 +247,31 @@ class KerasPeer:
         steps_per_execution: int,
         examples: int | None = None,
     ) -> Callable[[], float]:
-        """A timer of ``fit`` for one epoch over ``examples`` images; built and warmed up here."""
+        """A timer of ``fit`` for one epoch over ``examples`` images; built and warmed up here.
+        The warm-up call's seconds (Keras traces and builds its graph in it) are the timer's
+        ``first_call``."""
         x, y = self.x[:examples], self.y[:examples]
         model = self._model(optimizer, lr, steps_per_execution)
         fit = lambda: model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)  # noqa: E731
-        fit()
-        return lambda: _timed(fit)
+        first_call = _timed(fit)
+
+        def timer() -> float:
+            return _timed(fit)
+
+        timer.first_call = first_call  # type: ignore[attr-defined]
+        return timer
 
     def epoch(self, *, repeats: int = 1, **fitter) -> list[float]:
         """Seconds of ``fit`` for one epoch (``fitter``'s arguments), after a warm-up epoch."""
         timer = self.fitter(**fitter)
         return [timer() for _ in range(repeats)]
 
-    def full_batch_step(self, *, repeats: int) -> list[float]:
-        return self.epoch(
-            batch_size=len(self.y),
-            optimizer="adam",
-            lr=1e-3,
-            steps_per_execution=1,
-            repeats=repeats,
+    def full_batch_step(self, *, repeats: int) -> tuple[list[float], float]:
+        """Seconds of ``repeats`` full-batch steps, and of the first (warm-up) call."""
+        timer = self.fitter(
+            batch_size=len(self.y), optimizer="adam", lr=1e-3, steps_per_execution=1
         )
+        return [timer() for _ in range(repeats)], timer.first_call  # type: ignore[attr-defined]
 
     def time_to_test_accuracy(
         self,

@@ -104,6 +104,14 @@ def test_markdown_gives_peer_seconds_over_costhills_and_costhill_over_the_limit(
     assert cells[2:4] == ["0.100", "—"]
     assert "- a note" in table
     assert "Cohorts" not in table
+    assert "Compilation and warm-up" not in table  # nothing was compiled apart
+
+
+def test_markdown_reports_compile_and_warm_up_apart():
+    results = _results(costhill=0.25, keras=0.5)
+    results["items"]["mini-batch epoch (B=64, Adam)"]["compile_s"] = {"costhill": 1.234, "keras": 2}
+    table = markdown(results, _machine(), "c")
+    assert "| mini-batch epoch (B=64, Adam) | 1.23 | 2.00 |" in table.splitlines()
 
 
 def test_markdown_says_how_the_peak_was_read():
@@ -154,4 +162,5 @@ def test_costhill_turns_share_their_compilations(tmp_path):
     second = turn()
     assert sorted(p.name for p in tmp_path.iterdir()) == entries
     assert first > 0 and second > 0
+    assert len(turn.compile_seconds) == 2 and all(s > 0 for s in turn.compile_seconds)  # type: ignore[attr-defined]
     assert len(turn.threads) == 2 and all(t is None or t >= 1 for t in turn.threads)  # type: ignore[attr-defined]
