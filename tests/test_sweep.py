@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,12 +46,25 @@ def _plan(name="small", budget="epochs = 1", seeds="[0, 1]", source="small.toml"
 
 
 def _finished_per_hash(path: Path) -> dict[str, int]:
-    db = sqlite3.connect(path)
-    rows = db.execute(
-        "SELECT config_hash, COUNT(*) FROM runs WHERE status IN ('finished', 'diverged') "
-        "GROUP BY config_hash"
-    ).fetchall()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute(
+            "SELECT config_hash, COUNT(*) FROM runs WHERE status IN ('finished', 'diverged') "
+            "GROUP BY config_hash"
+        ).fetchall()
     return dict(rows)
+
+
+def _finished_so_far(path: Path) -> int:
+    """Runs a sweep in another process has finished; 0 until it has created its store's tables
+    (the file exists a moment before they do)."""
+    if not path.exists():
+        return 0
+    try:
+        return sum(_finished_per_hash(path).values())
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return 0
+        raise
 
 
 def test_a_sweep_resumes_where_it_stopped(store_path):
@@ -96,7 +110,7 @@ def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if store_path.exists() and sum(_finished_per_hash(store_path).values()) >= 2:
+            if _finished_so_far(store_path) >= 2:
                 break
             time.sleep(0.2)
     finally:
