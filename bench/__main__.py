@@ -10,10 +10,11 @@ Adam; one full-batch step (Adam); the time to reach the article's test accuracy 
 1e-3, batch 64, and with costhill's best of a few recipes; the CNN's mini-batch epoch. Each runs in
 costhill and in each peer (PyTorch eager, Keras 3 ``fit`` on TensorFlow at its best
 ``steps_per_execution``, NumPy written out by hand), one after the other in this process tree,
-warm-up excluded and compile time reported apart, median of the repetitions. For the mini-batch and stochastic epochs the
-repetitions take turns (costhill, PyTorch, Keras, NumPy, costhill, ...), so that a slow spell of a
-shared machine falls on every peer alike; each costhill turn is a fresh process started as
-``costhill train`` starts one, whose XLA thread count suits its config (``costhill.cpu_tuning``). A
+warm-up excluded and compile time reported apart, median of the repetitions. For the mini-batch
+and stochastic epochs the repetitions take turns (costhill, PyTorch, Keras, NumPy, costhill, ...),
+so that a slow spell of a shared machine falls on every peer alike; each costhill turn is a fresh
+process started as ``costhill train`` starts one, whose XLA thread count suits its config
+(``costhill.cpu_tuning``), and the turns share one compilation cache. A
 peer too slow for a whole epoch is timed over a sample of steps and extrapolated, and the output
 says so. The limit is the float32 matmul peak measured in the same run (NumPy, 2048x2048), and,
 tighter, the time of the step's own matrix products at their own shapes.

@@ -43,6 +43,20 @@ def costhill_epochs(data, *, epochs: int, **config) -> tuple[list[float], float]
     return [e.seconds for e in run.epochs], run.compile_seconds
 
 
+def _thread_count(environment: dict[str, str], config: dict) -> str:
+    """The XLA CPU thread count a turn will start with, as ``bench.turn`` chooses it."""
+    from costhill import RunConfig
+    from costhill.cpu_tuning import preferred_xla_threads
+
+    for name in ("PJRT_NPROC", "NPROC"):  # the user's choice wins, as in costhill.cpu_tuning
+        if name in environment:
+            return f"threads-{environment[name]}"
+    if "hidden" in config:
+        config = {**config, "hidden": tuple(config["hidden"])}
+    chosen = preferred_xla_threads([RunConfig(validation=0, **config)])
+    return f"threads-{chosen or 'default'}"
+
+
 def costhill_turn(
     env: dict[str, str] | None = None, compile_cache: str | os.PathLike | None = None, **config
 ) -> Callable[[], float]:
@@ -55,14 +69,17 @@ def costhill_turn(
 
     ``compile_cache``: a directory where the turns keep JAX's persistent compilation cache, so
     that every turn after a config's first loads its executables instead of compiling them (~3 s
-    of a turn's ~6 s here). The timed epoch runs the same executable either way.
+    of a turn's ~6 s here). The timed epoch runs the same executable either way. The cache is kept
+    in a subdirectory per XLA thread count: XLA splits work into parallel tasks for the threads it
+    compiles for, and JAX's cache key leaves the count out (an Adam batch-64 epoch compiled on one
+    thread and loaded on two had no parallel tasks).
     """
     threads: list[int | None] = []
     compile_seconds: list[float] = []
     environment = dict(os.environ if env is None else env)
     if compile_cache is not None:
         environment.update(
-            JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+            JAX_COMPILATION_CACHE_DIR=str(Path(compile_cache) / _thread_count(environment, config)),
             # JAX caches only compilations over 1 s by default; the turns' small ones add up.
             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",

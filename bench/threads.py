@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 
 from .peers import costhill_turn
 
@@ -50,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "| default ÷ 1 thread | costhill chooses |"
     )
     print("|---|---|---|---|---|")
+    cache = tempfile.TemporaryDirectory(prefix="costhill-bench-xla-")  # one per thread count
     for name, config in WORKLOADS:
         timers = {
-            threads: costhill_turn(env={**base, "PJRT_NPROC": str(threads)}, **config)
+            threads: costhill_turn(
+                env={**base, "PJRT_NPROC": str(threads)}, compile_cache=cache.name, **config
+            )
             for threads in (1, cores)
         }
         seconds: dict[int, list[float]] = {threads: [] for threads in timers}
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = preferred_xla_threads([RunConfig(**config)]) or f"default ({cores})"
         row = f"| {name} | {one:.3f} | {default:.3f} | {default / one:.2f}x | {chosen} |"
         print(row, flush=True)
+    cache.cleanup()
     return 0
 
 

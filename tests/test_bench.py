@@ -157,10 +157,29 @@ def test_costhill_turns_share_their_compilations(tmp_path):
     assert full_data_available(), "the full Fashion-MNIST is missing (CI installs it)"
     turn = costhill_turn(compile_cache=tmp_path, batch_size=4096, optimizer="sgd", lr=0.1)
     first = turn()
-    entries = sorted(p.name for p in tmp_path.iterdir())
+    entries = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert entries, "the first turn cached nothing"
+    assert all(p.parts[0] == "threads-default" for p in entries)
     second = turn()
-    assert sorted(p.name for p in tmp_path.iterdir()) == entries
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == entries
     assert first > 0 and second > 0
     assert len(turn.compile_seconds) == 2 and all(s > 0 for s in turn.compile_seconds)  # type: ignore[attr-defined]
     assert len(turn.threads) == 2 and all(t is None or t >= 1 for t in turn.threads)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("env", "config", "expected"),
+    [
+        ({}, dict(batch_size=1, optimizer="sgd", lr=0.01), "threads-1"),
+        ({}, dict(batch_size=64, optimizer="adam", lr=1e-3), "threads-default"),
+        ({}, dict(batch_size=1, optimizer="sgd", lr=0.01, hidden=[1000, 500]), "threads-default"),
+        ({"PJRT_NPROC": "2"}, dict(batch_size=1, optimizer="sgd", lr=0.01), "threads-2"),
+        ({"NPROC": "3"}, dict(batch_size=64, optimizer="adam", lr=1e-3), "threads-3"),
+    ],
+)
+def test_turns_keep_a_compilation_cache_per_thread_count(env, config, expected):
+    """XLA compiles parallel tasks for the thread count at hand and JAX's cache key leaves it
+    out, so a turn's cache is chosen by the count the turn will start with."""
+    from bench.peers import _thread_count
+
+    assert _thread_count(env, config) == expected
