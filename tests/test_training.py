@@ -98,6 +98,44 @@ def test_a_second_run_of_the_same_shape_compiles_nothing(sample):
     assert run.compile_seconds == 0.0
 
 
+def _backend_compiles_during(action) -> int:
+    """XLA compilations of any kind (epochs, evaluation, initialization, eager operations) that
+    ``action`` causes, counted by JAX's own monitoring events."""
+    import jax.monitoring
+
+    seen: list[str] = []
+
+    def listener(event: str, duration_secs: float, **kwargs: str | int) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        action()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return len(seen)
+
+
+def test_later_epochs_and_runs_of_one_shape_compile_nothing_at_all(sample):
+    cfg = RunConfig(**BASE, epochs=1, batch_size=30, optimizer="momentum", lr=0.01)
+    assert _backend_compiles_during(lambda: train(cfg, data=sample)) > 0  # the listener hears
+    # More epochs and another seed: the same programs, so nothing new to compile.
+    again = cfg.replace(epochs=3, seed=5)
+    assert _backend_compiles_during(lambda: train(again, data=sample)) == 0
+    # Another initializer is one new program, its initialization; the epoch is reused.
+    other_init = again.replace(init="glorot_normal")
+    epochs_before = training_module.COMPILATIONS["epoch"]
+    assert _backend_compiles_during(lambda: train(other_init, data=sample)) == 1
+    assert training_module.COMPILATIONS["epoch"] == epochs_before
+
+
+def test_compiled_epochs_hold_no_float64(sample):
+    train(RunConfig(**BASE, epochs=1, batch_size=30, optimizer="adam"), data=sample)
+    texts = [epoch_fn.as_text() for epoch_fn, _ in training_module._EPOCH_CACHE.values()]
+    assert texts and all("f64" not in text for text in texts)
+
+
 @pytest.mark.parametrize(
     "model,activation",
     [
