@@ -107,6 +107,14 @@ def test_markdown_gives_peer_seconds_over_costhills_and_costhill_over_the_limit(
     assert "Compilation and warm-up" not in table  # nothing was compiled apart
 
 
+def test_markdown_marks_a_peer_that_never_reached_the_target_as_a_lower_bound():
+    results = _results(costhill=3.0, torch=12.0, keras=30.0, numpy=None)
+    results["items"]["mini-batch epoch (B=64, Adam)"]["lower_bounds"] = ["keras"]
+    row = next(line for line in markdown(results, _machine(), "c").splitlines() if "B=64" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[6:] == ["12.000", "> 30.000", "—", "4.00x", "> 10.00x", "—"]
+
+
 def test_markdown_reports_compile_and_warm_up_apart():
     results = _results(costhill=0.25, keras=0.5)
     results["items"]["mini-batch epoch (B=64, Adam)"]["compile_s"] = {"costhill": 1.234, "keras": 2}
