@@ -31,29 +31,28 @@ def _timed(fn: Callable[[], object]) -> float:
 # -- costhill ----------------------------------------------------------------------------------
 
 
+def run_config(config: dict, **fixed):
+    """A ``RunConfig`` from a turn's plain (JSON) config and ``fixed`` fields."""
+    from costhill.config import from_dict
+
+    return from_dict({**config, **fixed}, source="bench config")
+
+
 def costhill_epochs(data, *, epochs: int, **config) -> tuple[list[float], float]:
     """Training seconds of each epoch, and the seconds spent compiling the epoch (costhill's own
     timing: compilation and evaluation apart from the epochs)."""
-    from costhill import RunConfig, train
+    from costhill import train
 
-    run = train(
-        RunConfig(dataset=data.name, validation=len(data.validation), epochs=epochs, **config),
-        data=data,
-    )
+    cfg = run_config(config, dataset=data.name, validation=len(data.validation), epochs=epochs)
+    run = train(cfg, data=data)
     return [e.seconds for e in run.epochs], run.compile_seconds
 
 
 def _thread_count(environment: dict[str, str], config: dict) -> str:
     """The XLA CPU thread count a turn will start with, as ``bench.turn`` chooses it."""
-    from costhill import RunConfig
-    from costhill.cpu_tuning import preferred_xla_threads
+    from costhill.cpu_tuning import preferred_xla_threads, user_xla_threads
 
-    for name in ("PJRT_NPROC", "NPROC"):  # the user's choice wins, as in costhill.cpu_tuning
-        if name in environment:
-            return f"threads-{environment[name]}"
-    if "hidden" in config:
-        config = {**config, "hidden": tuple(config["hidden"])}
-    chosen = preferred_xla_threads([RunConfig(validation=0, **config)])
+    chosen = user_xla_threads(environment) or preferred_xla_threads([run_config(config)])
     return f"threads-{chosen or 'default'}"
 
 

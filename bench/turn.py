@@ -18,16 +18,13 @@ EPOCHS = 2
 
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
-    if "hidden" in config:
-        config["hidden"] = tuple(config["hidden"])
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from costhill import RunConfig
     from costhill.cpu_tuning import use_preferred_xla_threads, xla_threads_in_use
 
-    use_preferred_xla_threads([RunConfig(validation=0, epochs=EPOCHS, **config)])
-    from costhill.data import load
+    from .peers import costhill_epochs, run_config
 
-    from .peers import costhill_epochs
+    use_preferred_xla_threads([run_config(config, validation=0, epochs=EPOCHS)])
+    from costhill.data import load
 
     data = load("fashion-mnist", validation=0, download=False)
     seconds, compile_seconds = costhill_epochs(data, epochs=EPOCHS, **config)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,12 @@ def _backends_started() -> bool:
         return True  # cannot tell: leave the process as it is
 
 
+def user_xla_threads(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The XLA CPU thread count the user set in ``environ`` (``PJRT_NPROC``, else ``NPROC``, as
+    XLA's CPU client reads them), or None."""
+    return next((environ[name] for name in _THREAD_ENV if name in environ), None)
+
+
 def use_preferred_xla_threads(configs: Sequence[RunConfig]) -> int | None:
     """Set XLA's CPU thread count for this process to ``preferred_xla_threads(configs)``.
 
@@ -189,7 +195,7 @@ def use_preferred_xla_threads(configs: Sequence[RunConfig]) -> int | None:
     it trains; a library user may call it first thing. Returns the count set, or None when
     nothing was changed.
     """
-    if any(name in os.environ for name in _THREAD_ENV):
+    if user_xla_threads() is not None:
         return None
     threads = preferred_xla_threads(configs)
     if threads is None or _backends_started():
