@@ -235,25 +235,41 @@ class TorchPeer:
 class KerasPeer:
     name = "Keras fit"
 
-    def __init__(self, data) -> None:
+    def __init__(self, data, *, model: str = "mlp") -> None:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
 
         self.keras = keras
-        self.x = data.train.images.reshape(-1, 784)
+        self.model_name = model
+        shape = (-1, 784) if model == "mlp" else (-1, 28, 28, 1)
+        self.x = data.train.images.reshape(shape)
         self.y = data.train.labels
-        self.test_x = data.test.images.reshape(-1, 784)
+        self.test_x = data.test.images.reshape(shape)
         self.test_y = data.test.labels
+
+    def _layers(self) -> list:
+        layers = self.keras.layers
+        if self.model_name == "cnn":
+            # fmnist_2c2d as costhill's ``cnn`` and ``_torch_cnn``; channels last, Keras's default.
+            return [
+                self.keras.Input((28, 28, 1)),
+                layers.Conv2D(32, 5, padding="same", activation="relu"),
+                layers.MaxPooling2D(2),
+                layers.Conv2D(64, 5, padding="same", activation="relu"),
+                layers.MaxPooling2D(2),
+                layers.Flatten(),
+                layers.Dense(1024, activation="relu"),
+                layers.Dense(10),
+            ]
+        stack = [self.keras.Input((784,))]
+        stack += [layers.Dense(width, activation="relu") for width in SEED_SIZES[1:-1]]
+        return [*stack, layers.Dense(SEED_SIZES[-1])]
 
     def _model(self, optimizer: str, lr: float, steps_per_execution: int):
         keras = self.keras
         keras.utils.set_random_seed(0)
-        layers = [keras.Input((784,))]
-        for width in SEED_SIZES[1:-1]:
-            layers.append(keras.layers.Dense(width, activation="relu"))
-        layers.append(keras.layers.Dense(SEED_SIZES[-1]))
-        model = keras.Sequential(layers)
+        model = keras.Sequential(self._layers())
         opt = (keras.optimizers.Adam if optimizer == "adam" else keras.optimizers.SGD)(lr)
         model.compile(
             optimizer=opt,
