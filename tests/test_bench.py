@@ -191,3 +191,34 @@ def test_turns_keep_a_compilation_cache_per_thread_count(env, config, expected):
     from bench.peers import _thread_count
 
     assert _thread_count(env, config) == expected
+
+
+def _costhill_parameter_count(model_name: str) -> int:
+    import jax
+
+    from costhill.initializers import make_initializer
+    from costhill.models import make_model
+
+    params = make_model(model_name).init(
+        key=jax.random.key(0),
+        kernel_init=make_initializer("glorot_uniform"),
+        bias_init=make_initializer("zeros"),
+    )
+    return sum(leaf.size for leaf in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_the_peers_train_the_same_network_as_costhill(model_name):
+    # Runs where the bench's peers are installed (`pip install --group bench`); CI has none.
+    pytest.importorskip("torch")
+    pytest.importorskip("keras")
+    from bench.peers import KerasPeer, TorchPeer
+
+    from costhill.data import load
+
+    data = load("fashion-mnist-sample")
+    expected = _costhill_parameter_count(model_name)
+    torch_model = TorchPeer(data, model=model_name).model
+    keras_model = KerasPeer(data, model=model_name)._model("adam", 1e-3, 1)
+    assert sum(p.numel() for p in torch_model.parameters()) == expected
+    assert keras_model.count_params() == expected
