@@ -222,3 +222,26 @@ def test_the_peers_train_the_same_network_as_costhill(model_name):
     keras_model = KerasPeer(data, model=model_name)._model("adam", 1e-3, 1)
     assert sum(p.numel() for p in torch_model.parameters()) == expected
     assert keras_model.count_params() == expected
+
+
+def test_the_convolution_bench_times_the_same_network_both_ways():
+    import jax
+    import numpy as np
+    from bench.convolution import native_convolution
+
+    from costhill.initializers import make_initializer
+    from costhill.models import batched_logits, cnn
+
+    ours, xlas = cnn(), cnn(convolution=native_convolution)
+    params = ours.init(
+        key=jax.random.key(0),
+        kernel_init=make_initializer("glorot_uniform"),
+        bias_init=make_initializer("normal"),
+    )
+    images = jax.random.uniform(jax.random.key(1), (3, 28, 28))
+    np.testing.assert_allclose(
+        batched_logits(xlas, params, images),
+        batched_logits(ours, params, images),
+        rtol=1e-4,
+        atol=1e-4,
+    )

@@ -106,6 +106,11 @@ def logreg() -> Model:
     return Model("logreg", model.init, model.apply, model.forward_flops)
 
 
+Convolution = Callable[
+    [Float[Array, "h w c"], Float[Array, "5 5 c o"], Float[Array, " o"]], Float[Array, "h w o"]
+]
+
+
 def _conv5x5_same(
     x: Float[Array, "h w c"], kernel: Float[Array, "5 5 c o"], bias: Float[Array, " o"]
 ) -> Float[Array, "h w o"]:
@@ -128,9 +133,13 @@ def _max_pool_2x2(x: Float[Array, "h w c"]) -> Float[Array, "h/2 w/2 c"]:
     return x.reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
 
 
-def cnn() -> Model:
+def cnn(*, convolution: Convolution | None = None) -> Model:
     """fmnist_2c2d, the TensorFlow tutorial's net: conv 32 5x5 + ReLU, max-pool 2, conv 64 5x5 +
-    ReLU, max-pool 2, dense 1024 + ReLU, dense 10 (as in DeepOBS)."""
+    ReLU, max-pool 2, dense 1024 + ReLU, dense 10 (as in DeepOBS).
+
+    ``convolution`` replaces the 5x5 'same' convolution of one image (``bench.convolution`` times
+    XLA's own against the default)."""
+    convolve = convolution or _conv5x5_same
     dense_sizes = (7 * 7 * 64, 1024, NUM_CLASSES)
 
     def init(*, key: Key, kernel_init: Init, bias_init: Init) -> Params:
@@ -143,7 +152,7 @@ def cnn() -> Model:
     def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, "10"]:
         x = image[:, :, None]
         for name in ("conv_0", "conv_1"):
-            conv = _conv5x5_same(x, params[name]["kernel"], params[name]["bias"])
+            conv = convolve(x, params[name]["kernel"], params[name]["bias"])
             x = _max_pool_2x2(jax.nn.relu(conv))
         return _dense_stack(params, x.reshape(-1), 2, jax.nn.relu)
 
