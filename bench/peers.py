@@ -48,14 +48,6 @@ def costhill_epochs(data, *, epochs: int, **config) -> tuple[list[float], float]
     return [e.seconds for e in run.epochs], run.compile_seconds
 
 
-def _thread_count(environment: dict[str, str], config: dict) -> str:
-    """The XLA CPU thread count a turn will start with, as ``bench.turn`` chooses it."""
-    from costhill.cpu_tuning import preferred_xla_threads, user_xla_threads
-
-    chosen = user_xla_threads(environment) or preferred_xla_threads([run_config(config)])
-    return f"threads-{chosen or 'default'}"
-
-
 def costhill_turn(
     env: dict[str, str] | None = None, compile_cache: str | os.PathLike | None = None, **config
 ) -> Callable[[], float]:
@@ -66,23 +58,19 @@ def costhill_turn(
     turns had are collected in the timer's ``threads``, and their epoch compile seconds in its
     ``compile_seconds``; ``env`` replaces the process's environment.
 
-    ``compile_cache``: a directory where the turns keep JAX's persistent compilation cache, so
-    that every turn after a config's first loads its executables instead of compiling them (~3 s
-    of a turn's ~6 s here). The timed epoch runs the same executable either way. The cache is kept
-    in a subdirectory per XLA thread count: XLA splits work into parallel tasks for the threads it
-    compiles for, and JAX's cache key leaves the count out (an Adam batch-64 epoch compiled on one
-    thread and loaded on two had no parallel tasks).
+    ``compile_cache``: the folder where the turns keep their compilations, as ``costhill train``
+    keeps them (``costhill.compilation_cache``: a subfolder per JAX version and XLA thread count),
+    so that every turn after a config's first loads its executables instead of compiling them
+    (~3 s of a turn's ~6 s here); the timed epoch runs the same executable either way. Without
+    it the turns cache nothing, and never read the user's cache: each compiles, as reported.
     """
     threads: list[int | None] = []
     compile_seconds: list[float] = []
     environment = dict(os.environ if env is None else env)
-    if compile_cache is not None:
-        environment.update(
-            JAX_COMPILATION_CACHE_DIR=str(Path(compile_cache) / _thread_count(environment, config)),
-            # JAX caches only compilations over 1 s by default; the turns' small ones add up.
-            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-        )
+    environment.pop("JAX_COMPILATION_CACHE_DIR", None)  # it would override the folder chosen here
+    environment["COSTHILL_COMPILATION_CACHE"] = (
+        "off" if compile_cache is None else str(compile_cache)
+    )
 
     def turn() -> float:
         done = subprocess.run(

@@ -84,9 +84,11 @@ def run_and_store(
     TensorBoard event files under ``tensorboard``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..compilation_cache import use_compilation_cache
     from ..cpu_tuning import use_preferred_xla_threads
 
     use_preferred_xla_threads([config])  # before anything starts JAX's CPU client
+    use_compilation_cache()  # after it: the cache is kept per thread count
 
     from ..data import load
     from ..store import Store
