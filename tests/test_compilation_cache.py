@@ -51,10 +51,11 @@ def test_the_module_example_runs():
     assert doctest.testmod(compilation_cache).failed == 0
 
 
-def _train(store: Path, cache: Path) -> tuple[dict, list[str]]:
+def _train(store: Path, cache: Path, stderr: list[str] | None = None) -> tuple[dict, list[str]]:
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["COSTHILL_COMPILATION_CACHE"] = str(cache)
-    args = ["train", "--dataset", "fashion-mnist-sample", "--epochs", "2", "--json", "--quiet"]
+    args = ["train", "--dataset", "fashion-mnist-sample", "--epochs", "2", "--json"]
+    args += [] if stderr is not None else ["--quiet"]  # --quiet would hide what the test reads
     done = subprocess.run(
         [sys.executable, "-m", "costhill", *args, "--store", str(store)],
         env=env,
@@ -63,6 +64,8 @@ def _train(store: Path, cache: Path) -> tuple[dict, list[str]]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    if stderr is not None:
+        stderr.append(done.stderr)
     run = load_run(json.loads(done.stdout)["run_id"], store)
     numbers = {
         "costs": [e.train_cost for e in run.epochs],
@@ -78,3 +81,23 @@ def test_a_second_process_compiles_nothing_and_gets_the_same_numbers(tmp_path):
     second, after_second = _train(tmp_path / "b.db", cache)
     assert after_second == after_first  # every compilation of the second run was loaded
     assert second == first
+
+
+def test_a_damaged_cache_is_compiled_over_not_trusted(tmp_path):
+    cache = tmp_path / "cache"
+    first, entries = _train(tmp_path / "a.db", cache)
+    for name in entries:  # as a crash mid-write, or another process writing, would leave them
+        path = next(cache.rglob(name))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    said: list[str] = []
+    second, rewritten = _train(tmp_path / "b.db", cache, said)
+    assert second == first
+    # One line says what happened, instead of a warning for each entry; the entries went.
+    assert "Warning" not in said[0]
+    assert "unreadable entries" in said[0] and "were compiled again and removed" in said[0]
+    assert not rewritten
+    # The next run fills the cache anew, and the one after that finds all of it.
+    third, refilled = _train(tmp_path / "c.db", cache)
+    fourth, unchanged = _train(tmp_path / "d.db", cache)
+    assert third == fourth == first
+    assert refilled == unchanged == entries

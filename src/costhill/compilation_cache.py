@@ -27,14 +27,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import re
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .cpu_tuning import user_xla_threads
 
 ENV = "COSTHILL_COMPILATION_CACHE"
 _OFF = frozenset({"off", "0", "false", "no", ""})
+# JAX's warning when an entry cannot be read (cut short by a crash mid-write, say); it then
+# compiles, but never replaces the entry, so the warning would come back with every run.
+_UNREADABLE = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
 
 
 def _default_threads() -> int:
@@ -78,3 +84,34 @@ def use_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | Non
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return directory
+
+
+@contextlib.contextmanager
+def removing_unreadable_entries(directory: Path | None) -> Iterator[list[str]]:
+    """Within it, JAX's warnings about cache entries it could not read (it compiles instead) are
+    collected rather than printed, one per entry; on the way out those entries are removed from
+    ``directory``, so that the next run writes them anew. Yields the names of the compiled
+    functions whose entries went (sorted once the block ends); other warnings pass through."""
+    names: set[str] = set()
+    removed: list[str] = []
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        found = _UNREADABLE.search(str(message))
+        if found is None:
+            shown(message, category, filename, lineno, file, line)
+        else:
+            names.add(found.group(1))
+
+    warnings.showwarning = show
+    try:
+        yield removed
+    finally:
+        warnings.showwarning = shown
+        if directory is not None:
+            for name in sorted(names):
+                # The warning names the function, not the file: every entry of that function
+                # goes, and the good ones among them are compiled and kept again next time.
+                for entry in directory.glob(f"{name}-*"):
+                    entry.unlink(missing_ok=True)
+                removed.append(name)

@@ -82,13 +82,25 @@ def run_and_store(
 ) -> Run:
     """Train ``config`` with a progress bar on stderr, writing each epoch to the store (and to
     TensorBoard event files under ``tensorboard``)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..compilation_cache import use_compilation_cache
+    from ..compilation_cache import removing_unreadable_entries, use_compilation_cache
     from ..cpu_tuning import use_preferred_xla_threads
 
     use_preferred_xla_threads([config])  # before anything starts JAX's CPU client
-    use_compilation_cache()  # after it: the cache is kept per thread count
+    cache = use_compilation_cache()  # after it: the cache is kept per thread count
+    with removing_unreadable_entries(cache) as removed:
+        run = _run_and_store(config, store_path, data_dir, quiet, tensorboard)
+    if removed:
+        make_console(stderr=True, quiet=quiet).print(
+            f"[yellow]compilation cache {cache}: unreadable entries for {', '.join(removed)} "
+            "were compiled again and removed[/]"
+        )
+    return run
+
+
+def _run_and_store(
+    config: RunConfig, store_path: str, data_dir: str | None, quiet: bool, tensorboard: str | None
+) -> Run:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..data import load
     from ..store import Store
