@@ -72,13 +72,18 @@ def _best_steps_per_execution(
     return min(timed, key=timed.__getitem__), timed
 
 
+def _keras_warm_up(first_call: float, timed: float) -> float:
+    """How much longer Keras's first call (tracing and graph building) took than a timed call of
+    the same work."""
+    return max(first_call - timed, 0.0)
+
+
 def _compile_seconds(costhill_timer: Any, keras_timer: Any, keras_timed: float) -> dict:
     """An interleaved item's compile seconds: the epoch compile of costhill's first turn (later
-    turns load it from the run's compilation cache), and how much longer Keras's warm-up call
-    took than a timed call of the same work."""
+    turns load it from the run's compilation cache), and Keras's warm-up."""
     return {
         "costhill": costhill_timer.compile_seconds[0],
-        "keras": max(keras_timer.first_call - keras_timed, 0.0),
+        "keras": _keras_warm_up(keras_timer.first_call, keras_timed),
     }
 
 
@@ -297,7 +302,7 @@ class Suite:
             },
             compile_s={
                 "costhill": compile_s,
-                "keras": max(keras_first - median(keras_steps), 0.0),
+                "keras": _keras_warm_up(keras_first, median(keras_steps)),
             },
         )
 
@@ -406,7 +411,7 @@ class Suite:
             products=None,
             compile_s={
                 "costhill": compile_s,
-                "keras": max(keras_timer.first_call - keras_s, 0.0),  # type: ignore[attr-defined]
+                "keras": _keras_warm_up(keras_timer.first_call, keras_s),  # type: ignore[attr-defined]
             },
             seconds={
                 "costhill": median(epochs_s[1:]) * scale,

@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from costhill import RunConfig
-    from costhill.cpu_tuning import preferred_xla_threads
+    from costhill.cpu_tuning import default_xla_threads, preferred_xla_threads
 
     base = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC")}
-    cores = len(os.sched_getaffinity(0))
+    cores = default_xla_threads()
     rounds = 1 if args.quick else 3
     print(
         f"| workload | epoch s, 1 thread | epoch s, {cores} threads (XLA's default) "

@@ -22,11 +22,11 @@ from bench.__main__ import (
 )
 from bench.limits import cnn_train_flops_per_example, mlp_step_products, mlp_train_flops_per_example
 
-from costhill import compilation_cache
+from costhill.cpu_tuning import default_xla_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 JAX = f"jax-{version('jax')}"
-DEFAULT_THREADS = f"threads-{compilation_cache._default_threads()}"
+DEFAULT_THREADS = f"threads-{default_xla_threads()}"
 
 
 def test_seed_mlp_epoch_flops_match_a_hand_count():

@@ -15,10 +15,11 @@ import pytest
 
 from costhill import compilation_cache
 from costhill.compilation_cache import compilation_cache_dir
+from costhill.cpu_tuning import default_xla_threads
 from costhill.store import load_run
 
 JAX = f"jax-{version('jax')}"
-DEFAULT = f"threads-{compilation_cache._default_threads()}"
+DEFAULT = f"threads-{default_xla_threads()}"
 
 
 @pytest.mark.parametrize(

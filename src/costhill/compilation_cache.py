@@ -34,21 +34,13 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .cpu_tuning import user_xla_threads
+from .cpu_tuning import default_xla_threads, user_xla_threads
 
 ENV = "COSTHILL_COMPILATION_CACHE"
 _OFF = frozenset({"off", "0", "false", "no", ""})
 # JAX's warning when an entry cannot be read (cut short by a crash mid-write, say); it then
 # compiles, but never replaces the entry, so the warning would come back with every run.
 _UNREADABLE = re.compile(r"Error reading persistent compilation cache entry for '([^']+)'")
-
-
-def _default_threads() -> int:
-    """XLA's CPU thread count when nobody sets one: the cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -67,7 +59,7 @@ def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | Non
     )
     from importlib.metadata import version
 
-    threads = user_xla_threads(environ) or _default_threads()
+    threads = user_xla_threads(environ) or default_xla_threads()
     return base / f"jax-{version('jax')}" / f"threads-{threads}"
 
 

@@ -181,6 +181,14 @@ def _backends_started() -> bool:
         return True  # cannot tell: leave the process as it is
 
 
+def default_xla_threads() -> int:
+    """XLA's CPU thread count when nobody sets one: the cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def user_xla_threads(environ: Mapping[str, str] = os.environ) -> str | None:
     """The XLA CPU thread count the user set in ``environ`` (``PJRT_NPROC``, else ``NPROC``, as
     XLA's CPU client reads them), or None."""
