@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -151,6 +153,29 @@ def test_epochs_survive_a_crash(store_path):
 def test_store_is_in_wal_mode(store_path):
     with Store(store_path) as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_new_store_opens_while_another_connection_is_writing_it(store_path):
+    """Two sweeps that start together on a new store: the second finds the first creating the
+    tables, and SQLite refuses the switch to WAL at once instead of waiting (CI saw it fail)."""
+    writer = sqlite3.connect(store_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    outcome: list[object] = []
+
+    def open_store() -> None:
+        try:
+            with Store(store_path) as store:
+                outcome.append(store.db.execute("PRAGMA journal_mode").fetchone()[0])
+        except StoreError as error:
+            outcome.append(error)
+
+    opener = threading.Thread(target=open_store)
+    opener.start()
+    time.sleep(0.3)
+    writer.execute("COMMIT")
+    writer.close()
+    opener.join(timeout=30)
+    assert outcome == ["wal"]
 
 
 def test_not_a_store_is_refused_and_left_alone(tmp_path):

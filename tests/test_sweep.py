@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,20 +79,33 @@ def test_a_sweep_resumes_where_it_stopped(store_path):
     assert len(counts) == 8 and set(counts.values()) == {1}
 
 
-def _sweep_process(plan_file: Path, store: Path) -> subprocess.Popen:
-    """A sweep in its own process; its stderr (the progress bar, or the error) goes to a file
-    that a failing assertion shows (a pipe nobody reads could fill and stop the sweep)."""
+@contextlib.contextmanager
+def _sweep_processes(plan_files: list[Path], store: Path) -> Iterator[list[subprocess.Popen]]:
+    """Sweeps in their own processes, each one's stderr (the progress bar, or the error) in a
+    file that a failing assertion shows (a pipe nobody reads could fill and stop the sweep).
+    Any still running on the way out are killed by pid, so a failing test leaves nothing behind
+    to fail the next one."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "costhill", "sweep", str(plan_file), "--store", str(store)],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        text=True,
-        env=env,
-    )
-    process.log = log  # type: ignore[attr-defined]
-    return process
+    processes = []
+    try:
+        for plan_file in plan_files:
+            log = tempfile.TemporaryFile(mode="w+")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "costhill", "sweep", str(plan_file), "--store", str(store)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+                env=env,
+            )
+            process.log = log  # type: ignore[attr-defined]
+            processes.append(process)
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+            process.log.close()  # type: ignore[attr-defined]
 
 
 def _finishes(process: subprocess.Popen) -> bool:
@@ -99,24 +113,18 @@ def _finishes(process: subprocess.Popen) -> bool:
     log = process.log  # type: ignore[attr-defined]
     log.seek(0)
     assert process.returncode == 0, f"the sweep exited {process.returncode}:\n{log.read()[-3000:]}"
-    log.close()
     return True
 
 
 def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
     plan_file = tmp_path / "long.toml"
     plan_file.write_text(SMALL.format(name="long", budget="epochs = 4", seeds="[0, 1, 2, 3]"))
-    process = _sweep_process(plan_file, store_path)
-    deadline = time.monotonic() + 120
-    try:
+    with _sweep_processes([plan_file], store_path):  # killed by pid on the way out
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if _finished_so_far(store_path) >= 2:
                 break
             time.sleep(0.2)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        process.log.close()  # type: ignore[attr-defined]
     finished_before = sum(_finished_per_hash(store_path).values())
     assert finished_before >= 2
     db = sqlite3.connect(store_path)
@@ -137,9 +145,9 @@ def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
         path = tmp_path / f"{name}.toml"
         path.write_text(SMALL.format(name=name, budget="epochs = 2", seeds=seeds))
         files.append(path)
-    processes = [_sweep_process(path, store_path) for path in files]
-    for process in processes:
-        assert _finishes(process)
+    with _sweep_processes(files, store_path) as processes:
+        for process in processes:
+            assert _finishes(process)
     counts = _finished_per_hash(store_path)
     assert len(counts) == 16 and set(counts.values()) == {1}
     db = sqlite3.connect(store_path)
@@ -150,9 +158,9 @@ def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
 def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
     plan_file = tmp_path / "same.toml"
     plan_file.write_text(SMALL.format(name="same", budget="epochs = 2", seeds="[0, 1]"))
-    processes = [_sweep_process(plan_file, store_path) for _ in range(2)]
-    for process in processes:
-        assert _finishes(process)
+    with _sweep_processes([plan_file, plan_file], store_path) as processes:
+        for process in processes:
+            assert _finishes(process)
     counts = _finished_per_hash(store_path)
     assert len(counts) == 8 and set(counts.values()) == {1}
     db = sqlite3.connect(store_path)

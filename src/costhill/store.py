@@ -161,6 +161,30 @@ def _finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
+_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def _use_write_ahead_log(db: sqlite3.Connection, timeout: float) -> None:
+    """Put the store in WAL mode (readers and one writer at once: sweeps share a store).
+
+    The switch needs the file to itself, and SQLite answers a concurrent switch with
+    "database is locked" at once instead of waiting its busy timeout, so two sweeps that open a
+    new store together would fail. Retried here until ``timeout``; the mode is kept in the file,
+    so once any process has switched, the others read "wal" and write nothing.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class Store:
     """An open run store.
 
@@ -178,14 +202,15 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"--store {self.path}: is a directory, not a store file")
         try:
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.db = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA busy_timeout = 30000")
             self.db.execute("PRAGMA foreign_keys = ON")
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 raise StoreError(f"--store {self.path}: an SQLite file, but not a costhill store")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            _use_write_ahead_log(self.db, _BUSY_TIMEOUT_SECONDS)
             if not tables:
                 self.db.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta "
