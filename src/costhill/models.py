@@ -119,12 +119,16 @@ def _conv5x5_same(
     XLA's CPU convolution is many times slower inside a loop body than outside it
     (jax-ml/jax#12868), and every epoch here is a loop (``lax.scan``); slices and a matmul are not.
     Equal to ``lax.conv_general_dilated`` to float rounding (tested).
+
+    The patches are built in two passes, the 5 column shifts and then the 5 row shifts of those:
+    10 copies whose contiguous runs are 5·c floats long, where one 25-way concatenation made 25
+    copies of runs of c floats (the second convolution's c is 32). The patch matrix is the same;
+    a CNN step ran 4–6% faster (``python -m bench.convolution``, interleaved).
     """
     h, w, c = x.shape
     padded = jnp.pad(x, ((2, 2), (2, 2), (0, 0)))
-    patches = jnp.concatenate(
-        [padded[i : i + h, j : j + w, :] for i in range(5) for j in range(5)], axis=-1
-    )
+    columns = jnp.concatenate([padded[:, j : j + w, :] for j in range(5)], axis=-1)
+    patches = jnp.concatenate([columns[i : i + h] for i in range(5)], axis=-1)
     return patches @ kernel.reshape(25 * c, -1) + bias
 
 
