@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -85,6 +86,21 @@ def _compile_seconds(costhill_timer: Any, keras_timer: Any, keras_timed: float) 
         "costhill": costhill_timer.compile_seconds[0],
         "keras": _keras_warm_up(keras_timer.first_call, keras_timed),
     }
+
+
+def progress_line(name: str, item: dict) -> str:
+    """The line printed as an item is measured: costhill's seconds, its ratio to the limit (for
+    items with a FLOP count), and each peer's seconds and ratio, '>' marking a lower bound."""
+    ours = item["seconds"]["costhill"]
+    head = f"{name}: costhill {ours:.3f}s"
+    if math.isfinite(item["limit_s"]):
+        head += f" = {ours / item['limit_s']:.2f}x the peak limit"
+    parts = [head]
+    for peer, seconds in item["seconds"].items():
+        if peer != "costhill" and seconds is not None:
+            bound = "> " if peer in item["lower_bounds"] else ""
+            parts.append(f"{PEER_NAMES[peer]} {bound}{seconds:.3f}s ({bound}{seconds / ours:.2f}x)")
+    return " · ".join(parts)
 
 
 def _keras_note(timed: dict[int, float], best: int) -> str:
@@ -199,14 +215,7 @@ class Suite:
         }
         self._limits(item)
         self.items[name] = item
-        ours = seconds["costhill"]
-        parts = [f"{name}: costhill {ours:.3f}s = {ours / item['limit_s']:.2f}x the peak limit"]
-        parts += [
-            f"{PEER_NAMES[p]} {s:.3f}s ({s / ours:.2f}x)"
-            for p, s in seconds.items()
-            if p != "costhill" and s is not None
-        ]
-        self.say(" · ".join(parts))
+        self.say(progress_line(name, item))
         if note:
             self.notes.append(f"{name}: {note}")
 

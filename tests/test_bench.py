@@ -18,6 +18,7 @@ from bench.__main__ import (
     END,
     _best_steps_per_execution,
     markdown,
+    progress_line,
     write_benchmarks_md,
 )
 from bench.limits import cnn_train_flops_per_example, mlp_step_products, mlp_train_flops_per_example
@@ -118,6 +119,31 @@ def test_markdown_marks_a_peer_that_never_reached_the_target_as_a_lower_bound():
     row = next(line for line in markdown(results, _machine(), "c").splitlines() if "B=64" in line)
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[6:] == ["12.000", "> 30.000", "—", "4.00x", "> 10.00x", "—"]
+
+
+@pytest.mark.parametrize(
+    ("limit_s", "lower_bounds", "expected"),
+    [
+        (
+            0.1,
+            [],
+            "w: costhill 0.250s = 2.50x the peak limit · PyTorch eager 0.750s (3.00x) · "
+            "Keras fit 0.500s (2.00x)",
+        ),
+        (  # the time to a target accuracy has no FLOP count, so no limit
+            math.nan,
+            ["keras"],
+            "w: costhill 0.250s · PyTorch eager 0.750s (3.00x) · Keras fit > 0.500s (> 2.00x)",
+        ),
+    ],
+)
+def test_progress_line_shows_the_limit_only_where_there_is_one(limit_s, lower_bounds, expected):
+    item = {
+        "seconds": {"costhill": 0.25, "torch": 0.75, "keras": 0.5, "numpy": None},
+        "limit_s": limit_s,
+        "lower_bounds": lower_bounds,
+    }
+    assert progress_line("w", item) == expected
 
 
 def test_markdown_reports_compile_and_warm_up_apart():
