@@ -98,8 +98,8 @@ def progress_line(name: str, item: dict) -> str:
     parts = [head]
     for peer, seconds in item["seconds"].items():
         if peer != "costhill" and seconds is not None:
-            bound = "> " if peer in item["lower_bounds"] else ""
-            parts.append(f"{PEER_NAMES[peer]} {bound}{seconds:.3f}s ({bound}{seconds / ours:.2f}x)")
+            shown, ratio = _peer_cells(seconds, ours, peer in item["lower_bounds"])
+            parts.append(f"{PEER_NAMES[peer]} {shown}s ({ratio})")
     return " · ".join(parts)
 
 
