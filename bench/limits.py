@@ -1,9 +1,15 @@
 """The machine's limit, measured in the same run: float32 matmul throughput, and FLOP counts.
 
-The matmuls run in child processes so that this machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-(set for old OpenBLAS builds; they halve a current one's speed here) can be unset there without
-touching the benchmark's own process. The faster of the two readings is the limit, so the limit is
-never understated.
+The matmuls run in child processes, once with this machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+(set for old OpenBLAS builds; they halve a current one's speed here) unset and once as the machine
+configured them. The faster of the two readings is the limit, so the limit is never understated.
+``python -m bench`` unsets them in its own process too (``release_openblas_overrides``), so that
+its NumPy peer runs on the kernel the limit was read with.
+
+Each product is timed into an output array allocated once. With a new output per call, glibc
+handed the memory of a large output (the 784x200 weight gradient, 627 KB) back to the system after
+every call, and OpenBLAS's two threads then faulted its pages in anew: that product read 230-270
+µs instead of ~50, a cost of the allocator, not of the product.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import subprocess
 import sys
 
 SEED_SIZES = (784, 200, 100, 30, 10)
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# As the machine set them, read when this module is first imported (before any release).
+_CONFIGURED_OVERRIDES = {k: os.environ[k] for k in OPENBLAS_OVERRIDES if k in os.environ}
 
 _MATMUL_SCRIPT = """
 import json, sys, time
@@ -24,7 +33,8 @@ seconds = []
 for m, k, n in shapes:
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
-    a @ b
+    out = np.empty((m, n), np.float32)
+    np.matmul(a, b, out=out)
     # Enough products per timing that small shapes are not timer-bound (2,000 products of ~1 us
     # of call overhead each are 2 ms), but not millions: 2 GFLOP of a batch-1 layer's products
     # took minutes.
@@ -33,7 +43,7 @@ for m, k, n in shapes:
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(inner):
-            a @ b
+            np.matmul(a, b, out=out)
         best = min(best, (time.perf_counter() - t) / inner)
     seconds.append(best)
 try:
@@ -63,12 +73,17 @@ def matmul_readings(shapes: list[tuple[int, int, int]], repeats: int) -> dict:
     Returns ``{"seconds": [...], "kernel": str, "as_configured": [...]}``, ``seconds`` being the
     faster reading of each shape.
     """
-    unset = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-    plain = {k: v for k, v in os.environ.items() if k not in unset}
+    plain = {k: v for k, v in os.environ.items() if k not in OPENBLAS_OVERRIDES}
     free = _matmul_seconds(shapes, repeats, plain)
-    configured = _matmul_seconds(shapes, repeats, dict(os.environ))
+    configured = _matmul_seconds(shapes, repeats, {**plain, **_CONFIGURED_OVERRIDES})
     best = [min(a, b) for a, b in zip(free["seconds"], configured["seconds"], strict=True)]
     return {"seconds": best, "kernel": free["kernel"], "as_configured": configured["seconds"]}
+
+
+def release_openblas_overrides() -> dict[str, str]:
+    """Unset the machine's OpenBLAS overrides in this process, before NumPy first loads OpenBLAS
+    (it reads them once, then); returns what was unset."""
+    return {k: os.environ.pop(k) for k in OPENBLAS_OVERRIDES if k in os.environ}
 
 
 def mlp_step_products(batch: int, sizes=SEED_SIZES) -> list[tuple[int, int, int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from bench.__main__ import (
     progress_line,
     write_benchmarks_md,
 )
-from bench.limits import cnn_train_flops_per_example, mlp_step_products, mlp_train_flops_per_example
+from bench.limits import (
+    cnn_train_flops_per_example,
+    matmul_readings,
+    mlp_step_products,
+    mlp_train_flops_per_example,
+    release_openblas_overrides,
+)
 
 from costhill.cpu_tuning import default_xla_threads
 
@@ -182,6 +189,22 @@ def test_write_benchmarks_md_replaces_only_the_generated_block(tmp_path):
     fresh = tmp_path / "fresh.md"
     write_benchmarks_md("a table\n", fresh)
     assert f"{BEGIN}\na table\n{END}" in fresh.read_text()
+
+
+def test_the_bench_unsets_the_openblas_overrides_for_its_numpy_peer(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    assert release_openblas_overrides() == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "OPENBLAS_CORETYPE" not in os.environ
+    assert release_openblas_overrides() == {}
+
+
+def test_matmul_readings_time_every_shape_in_both_configurations():
+    readings = matmul_readings([(8, 8, 8), (16, 4, 2)], repeats=1)
+    assert len(readings["seconds"]) == len(readings["as_configured"]) == 2
+    assert all(
+        0 < s <= c for s, c in zip(readings["seconds"], readings["as_configured"], strict=True)
+    )
 
 
 @pytest.mark.full_data
