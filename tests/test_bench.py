@@ -191,6 +191,18 @@ def test_write_benchmarks_md_replaces_only_the_generated_block(tmp_path):
     assert f"{BEGIN}\na table\n{END}" in fresh.read_text()
 
 
+def test_each_timed_product_has_the_shape_its_flops_are_counted_for():
+    import jax
+    from bench.products import products
+
+    for product in products():
+        m, k, n = product.shape
+        assert product.compute(0.0).shape == (m, n), product.name
+        (dot,) = [e for e in jax.make_jaxpr(product.compute)(0.0).eqns if "dot" in e.primitive.name]
+        (lhs_contracting, _), _ = dot.params["dimension_numbers"]
+        assert dot.invars[0].aval.shape[lhs_contracting[0]] == k, product.name
+
+
 def test_the_bench_unsets_the_openblas_overrides_for_its_numpy_peer(monkeypatch):
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
