@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from bench import limits
 from bench.__main__ import (
     BEGIN,
     END,
@@ -203,12 +204,25 @@ def test_each_timed_product_has_the_shape_its_flops_are_counted_for():
         assert dot.invars[0].aval.shape[lhs_contracting[0]] == k, product.name
 
 
-def test_the_bench_unsets_the_openblas_overrides_for_its_numpy_peer(monkeypatch):
+def test_the_bench_unsets_the_openblas_overrides_but_still_reads_the_peak_as_set(monkeypatch):
+    monkeypatch.setattr(limits, "_released", {})
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
     assert release_openblas_overrides() == {"OPENBLAS_CORETYPE": "Haswell"}
-    assert "OPENBLAS_CORETYPE" not in os.environ
+    assert "OPENBLAS_CORETYPE" not in os.environ  # so the NumPy peer loads OpenBLAS without it
     assert release_openblas_overrides() == {}
+
+    environments = []
+
+    def record(shapes, repeats, env):
+        environments.append(env)
+        return {"seconds": [1.0] * len(shapes), "kernel": "recorded"}
+
+    monkeypatch.setattr(limits, "_matmul_seconds", record)
+    matmul_readings([(2, 2, 2)], repeats=1)
+    free, as_set = environments
+    assert "OPENBLAS_CORETYPE" not in free
+    assert as_set["OPENBLAS_CORETYPE"] == "Haswell"
 
 
 def test_matmul_readings_time_every_shape_in_both_configurations():
