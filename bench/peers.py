@@ -97,10 +97,10 @@ def costhill_time_to_test_accuracy(
 ) -> tuple[float, int | None]:
     """(training seconds, epochs) until test accuracy first reaches ``target``; when it does not
     within ``max_epochs``, (the seconds of all of them, None): the time to ``target`` is longer."""
-    from costhill import RunConfig, train
+    from costhill import train
 
-    cfg = RunConfig(
-        validation=0, epochs=max_epochs, target_accuracy=target, stop_at_target=True, **config
+    cfg = run_config(
+        config, validation=0, epochs=max_epochs, target_accuracy=target, stop_at_target=True
     )
     run = train(cfg, data=data)
     if run.target is None:
