@@ -14,7 +14,7 @@ warm-up excluded and compile time reported apart, median of the repetitions. For
 and stochastic epochs the repetitions take turns (costhill, PyTorch, Keras, NumPy, costhill, ...),
 so that a slow spell of a shared machine falls on every peer alike; each costhill turn is a fresh
 process started as ``costhill train`` starts one, whose XLA thread count suits its config
-(``costhill.cpu_tuning``), and the turns share one compilation cache. A
+(``costhill.engine.cpu_tuning``), and the turns share one compilation cache. A
 peer too slow for a whole epoch is timed over a sample of steps and extrapolated, and the output
 says so. The limit is the float32 matmul peak measured in the same run (NumPy, 2048x2048), and,
 tighter, the time of the step's own matrix products at their own shapes.
@@ -439,7 +439,7 @@ class Suite:
 
     def cohorts(self) -> None:
         from costhill import RunConfig
-        from costhill.training import train, train_cohort
+        from costhill.engine import train, train_cohort
 
         self.cohort_rows.clear()
         epochs = 2 if self.quick else 3
@@ -472,7 +472,7 @@ def machine() -> dict:
     import tensorflow
     import torch
 
-    from costhill.cpu_tuning import epoch_compiler_options
+    from costhill.engine.cpu_tuning import epoch_compiler_options
 
     return {
         "cpu": platform.processor() or platform.machine(),
@@ -517,7 +517,7 @@ def markdown(results: dict, info: dict, command: str) -> str:
         "",
         "costhill's epochs compiled with XLA options "
         f"{_options(info['xla_options_adam'])} (plain SGD: {_options(info['xla_options_sgd'])}) "
-        "— see `costhill.cpu_tuning.epoch_compiler_options`.",
+        "— see `costhill.engine.cpu_tuning.epoch_compiler_options`.",
         "",
         "float32 matmul peak measured in the same run ("
         + (
@@ -574,7 +574,7 @@ def markdown(results: dict, info: dict, command: str) -> str:
     lines += [
         "",
         "Cohorts: 8 configs that differ only in seed, trained as one vmap-ed program "
-        "(`costhill.training.train_cohort`) against the same 8 trained one by one, both in the "
+        "(`costhill.engine.train_cohort`) against the same 8 trained one by one, both in the "
         "bench's process on XLA's default threads; seconds of one epoch of all 8. (`costhill "
         "train` runs batch-1 plain SGD on one thread, at about the stochastic SGD row's time "
         "above: 8 of those against the cohort is the fairer comparison for that row.)",

@@ -6,10 +6,10 @@ form timed against the model's inside the compiled epoch.
 
 Each variant trains the CNN's mini-batch (64, Adam) epoch on the shipped sample's first 1,280
 images (20 steps), compiled with costhill's options for the CNN
-(``costhill.cpu_tuning.epoch_compiler_options``); the table gives seconds a step, the median of 3
-epochs after a warm-up, and the ratio measured in this run. The model's form and the one-pass
-form take turns over 5 rounds (the median of those is shown); XLA's convolution, ~20x slower,
-is timed once.
+(``costhill.engine.cpu_tuning.epoch_compiler_options``); the table gives seconds a step, the
+median of 3 epochs after a warm-up, and the ratio measured in this run. The model's form and the
+one-pass form take turns over 5 rounds (the median of those is shown); XLA's convolution, ~20x
+slower, is timed once.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def seconds_a_step(convolution: Callable | None) -> float:
     import jax.numpy as jnp
     import optax
 
-    from costhill.cpu_tuning import epoch_compiler_options
     from costhill.data import load
+    from costhill.engine import epoch_order, make_epoch
+    from costhill.engine.cpu_tuning import epoch_compiler_options
     from costhill.initializers import make_initializer
     from costhill.models import cnn
-    from costhill.training import epoch_order, make_epoch
 
     train = load("fashion-mnist-sample").train
     images = jnp.asarray(train.images[:EXAMPLES])

@@ -59,7 +59,8 @@ def costhill_turn(
     ``compile_seconds``; ``env`` replaces the process's environment.
 
     ``compile_cache``: the folder where the turns keep their compilations, as ``costhill train``
-    keeps them (``costhill.compilation_cache``: a subfolder per JAX version and XLA thread count),
+    keeps them (``costhill.engine.compilation_cache``: a subfolder per JAX version and XLA
+    thread count),
     so that every turn after a config's first loads its executables instead of compiling them
     (~3 s of a turn's ~6 s here); the timed epoch runs the same executable either way. Without
     it the turns cache nothing, and never read the user's cache: each compiles, as reported.

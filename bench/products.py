@@ -1,6 +1,6 @@
 """The first layer's two matrix products of a batch-64 step, alone, as XLA compiles them for a
-costhill epoch (``costhill.cpu_tuning.epoch_compiler_options``), beside NumPy's OpenBLAS at the
-same shapes: where the mini-batch epoch's time against the matmul limit goes.
+costhill epoch (``costhill.engine.cpu_tuning.epoch_compiler_options``), beside NumPy's OpenBLAS
+at the same shapes: where the mini-batch epoch's time against the matmul limit goes.
 
     python -m bench.products
 
@@ -63,7 +63,7 @@ def xla_seconds(product: Product) -> float:
     import jax
     import jax.numpy as jnp
 
-    from costhill.cpu_tuning import epoch_compiler_options
+    from costhill.engine.cpu_tuning import epoch_compiler_options
 
     def body(c, _):
         # The barrier keeps XLA from shrinking the product to the one element the loop uses.

@@ -21,9 +21,9 @@ from pathlib import Path
 _SWEEP = """
 import sys, tempfile, time
 from pathlib import Path
-from costhill.plans import load_plan
+from costhill.sweeps import load_plan
 from costhill.store import Store
-from costhill.sweep import run_plan
+from costhill.sweeps import run_plan
 plan = load_plan("initializers", overrides={"epochs": 2})
 with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs.db") as store:
     started = time.perf_counter()
@@ -35,7 +35,7 @@ _BARE = """
 import time
 from costhill import train
 from costhill.data import load
-from costhill.plans import load_plan
+from costhill.sweeps import load_plan
 plan = load_plan("initializers", overrides={"epochs": 2})
 data = load("fashion-mnist")
 total = 0.0
@@ -64,9 +64,9 @@ def compare_scale(runs: int = 1000) -> float:
     import numpy as np
 
     from costhill import RunConfig
-    from costhill.compare import compare
+    from costhill.records import EpochRecord, Run, TargetReached
+    from costhill.results.compare import compare
     from costhill.store import Store
-    from costhill.training import EpochRecord, Run, TargetReached
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs.db") as store:

@@ -1,5 +1,5 @@
 """XLA's CPU thread count against epoch time: the measurement behind
-``costhill.cpu_tuning.preferred_xla_threads``.
+``costhill.engine.cpu_tuning.preferred_xla_threads``.
 
     python -m bench.threads            # about 7 minutes on 2 cores
     python -m bench.threads --quick    # one round
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from costhill import RunConfig
-    from costhill.cpu_tuning import default_xla_threads, preferred_xla_threads
+    from costhill.engine.cpu_tuning import default_xla_threads, preferred_xla_threads
 
     base = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC")}
     cores = default_xla_threads()

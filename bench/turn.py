@@ -1,6 +1,7 @@
 """One costhill turn of the benchmark, in a fresh process started as `costhill train` starts:
-XLA's CPU thread count is chosen for the config before JAX starts (``costhill.cpu_tuning``), and
-compilations are kept where ``costhill.compilation_cache`` says (``COSTHILL_COMPILATION_CACHE``).
+XLA's CPU thread count is chosen for the config before JAX starts
+(``costhill.engine.cpu_tuning``), and compilations are kept where
+``costhill.engine.compilation_cache`` says (``COSTHILL_COMPILATION_CACHE``).
 
     python -m bench.turn '{"batch_size": 1, "optimizer": "sgd", "lr": 0.01}'
 
@@ -20,8 +21,8 @@ EPOCHS = 2
 def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    from costhill.compilation_cache import use_compilation_cache
-    from costhill.cpu_tuning import use_preferred_xla_threads, xla_threads_in_use
+    from costhill.engine.compilation_cache import use_compilation_cache
+    from costhill.engine.cpu_tuning import use_preferred_xla_threads, xla_threads_in_use
 
     from .peers import costhill_epochs, run_config
 

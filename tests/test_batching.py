@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costhill.training import epoch_order, split_batches
+from costhill.engine import epoch_order, split_batches
 
 
 @settings(max_examples=60, deadline=None)

@@ -31,7 +31,7 @@ from bench.limits import (
     release_openblas_overrides,
 )
 
-from costhill.cpu_tuning import default_xla_threads
+from costhill.engine.cpu_tuning import default_xla_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 JAX = f"jax-{version('jax')}"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from costhill import compilation_cache
-from costhill.compilation_cache import compilation_cache_dir
-from costhill.cpu_tuning import default_xla_threads
+from costhill.engine import compilation_cache
+from costhill.engine.compilation_cache import compilation_cache_dir
+from costhill.engine.cpu_tuning import default_xla_threads
 from costhill.store import load_run
 
 JAX = f"jax-{version('jax')}"

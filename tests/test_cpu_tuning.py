@@ -13,7 +13,8 @@ from unittest import mock
 import jax
 import pytest
 
-from costhill import RunConfig, cpu_tuning, train
+from costhill import RunConfig, train
+from costhill.engine import cpu_tuning
 from costhill.store import load_run
 
 BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)

@@ -51,7 +51,7 @@ def test_validation_split_is_seeded_and_disjoint():
 
 @pytest.mark.parametrize("validation", [-1, 2000, 5000])
 def test_validation_out_of_range_is_named(validation):
-    with pytest.raises(DataError, match=f"--validation {validation}"):
+    with pytest.raises(DataError, match=f"validation {validation}"):
         data.load("fashion-mnist-sample", validation=validation)
 
 

@@ -73,7 +73,7 @@ def test_momentum_means_sgd_with_momentum():
     [
         ("adamm", {}, "unknown optimizer; known: "),
         ("adam", {"beta1": 0.9}, "adam has no hyperparameter 'beta1'; its hyperparameters: b1=0.9"),
-        ("adam", {"lr": 0.1}, "set the learning rate with --lr"),
+        ("adam", {"lr": 0.1}, "set the learning rate with lr"),
     ],
 )
 def test_bad_optimizer_specs_list_the_valid_ones(name, options, message):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from costhill import RunConfig
 from costhill.config import from_dict
 from costhill.errors import ConfigError
-from costhill.plans import bundled_plans, load_plan, parse_plan, parse_set
+from costhill.sweeps import bundled_plans, load_plan, parse_plan, parse_set
 
 EXAMPLE = """\
 name = "lr-demo"
@@ -106,7 +106,7 @@ def test_set_overrides_plan_settings():
         EXAMPLE, source="x.toml", overrides=parse_set(("epochs=1", "dataset=fashion-mnist-sample"))
     )
     assert all(c.epochs == 1 and c.dataset == "fashion-mnist-sample" for c in plan.configs)
-    with pytest.raises(ConfigError, match="--set colour: unknown plan key"):
+    with pytest.raises(ConfigError, match="overrides colour: unknown plan key"):
         parse_plan(EXAMPLE, source="x.toml", overrides={"colour": 1})
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_set(("epochs",))

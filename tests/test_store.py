@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from costhill import RunConfig, train
 from costhill.errors import StoreError
+from costhill.records import EpochRecord, Run
 from costhill.store import Store, load_run
-from costhill.training import EpochRecord, Run
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 

@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 
 from costhill import RunConfig
-from costhill.compare import compare, sign_flip_p_value
-from costhill.plans import parse_plan
+from costhill.records import EpochRecord, Run, TargetReached
+from costhill.results.compare import compare, sign_flip_p_value
 from costhill.store import Store
-from costhill.sweep import run_plan
-from costhill.training import EpochRecord, Run, TargetReached
+from costhill.sweeps import parse_plan, run_plan
 
 SMALL = """\
 name = "{name}"
@@ -414,7 +413,7 @@ def test_workers_give_the_numbers_of_a_sequential_sweep(tmp_path):
 
 
 def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
-    from costhill.sweep import cohort_groups
+    from costhill.sweeps import cohort_groups
 
     stochastic = _plan(name="sgd1", budget="epochs = 1", seeds="[0, 1]", source="s.toml").configs
     stochastic = tuple(c.replace(batch_size=1, optimizer="sgd") for c in stochastic)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from costhill import RunConfig, train
-from costhill import training as training_module
+from costhill.engine import COMPILE_CACHE, train_cohort
+from costhill.engine import loop as training_module
 from costhill.errors import ConfigError
-from costhill.training import train_cohort
 
 BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)
 
@@ -92,9 +92,9 @@ def test_same_config_and_seed_give_the_same_numbers(sample):
 def test_a_second_run_of_the_same_shape_compiles_nothing(sample):
     cfg = RunConfig(**BASE, epochs=2, batch_size=40, lr=0.002)
     train(cfg, data=sample)
-    before = training_module.COMPILATIONS["epoch"]
+    before = COMPILE_CACHE.compilations["epoch"]
     run = train(cfg.replace(seed=3, init="he_normal"), data=sample)
-    assert training_module.COMPILATIONS["epoch"] == before
+    assert COMPILE_CACHE.compilations["epoch"] == before
     assert run.compile_seconds == 0.0
 
 
@@ -125,14 +125,14 @@ def test_later_epochs_and_runs_of_one_shape_compile_nothing_at_all(sample):
     assert _backend_compiles_during(lambda: train(again, data=sample)) == 0
     # Another initializer is one new program, its initialization; the epoch is reused.
     other_init = again.replace(init="glorot_normal")
-    epochs_before = training_module.COMPILATIONS["epoch"]
+    epochs_before = COMPILE_CACHE.compilations["epoch"]
     assert _backend_compiles_during(lambda: train(other_init, data=sample)) == 1
-    assert training_module.COMPILATIONS["epoch"] == epochs_before
+    assert COMPILE_CACHE.compilations["epoch"] == epochs_before
 
 
 def test_compiled_epochs_hold_no_float64(sample):
     train(RunConfig(**BASE, epochs=1, batch_size=30, optimizer="adam"), data=sample)
-    texts = [epoch_fn.as_text() for epoch_fn, _ in training_module._EPOCH_CACHE.values()]
+    texts = [epoch_fn.as_text() for epoch_fn in COMPILE_CACHE.compiled_epochs()]
     assert texts and all("f64" not in text for text in texts)
 
 
@@ -177,7 +177,7 @@ def test_bad_configs_fail_before_any_data_is_loaded(monkeypatch, changes, messag
     def no_loading(*args, **kwargs):
         raise AssertionError("data was loaded before the config was checked")
 
-    monkeypatch.setattr(training_module, "load", no_loading)
+    monkeypatch.setattr(training_module, "load_for", no_loading)
     with pytest.raises(ConfigError, match=message):
         train(
             RunConfig(**BASE).replace(**changes)

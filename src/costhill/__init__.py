@@ -26,12 +26,13 @@ _EXPORTS = {
     "StoreError": "errors",
     "INITIALIZERS": "initializers",
     "OPTIMIZERS": "optimizers",
-    "Run": "training",
-    "train": "training",
-    "train_cohort": "training",
+    "Run": "records",
+    "train": "engine",
+    "train_cohort": "engine",
+    "prepare_process": "engine",
     "Store": "store",
     "load_run": "store",
-    "plot_costs": "plots",
+    "plot_costs": "results.plots",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -39,18 +40,19 @@ if TYPE_CHECKING:
     from .config import RunConfig as RunConfig
     from .config import load_preset as load_preset
     from .data import load as load_data  # noqa: F401
+    from .engine import prepare_process as prepare_process
+    from .engine import train as train
+    from .engine import train_cohort as train_cohort
     from .errors import ConfigError as ConfigError
     from .errors import CosthillError as CosthillError
     from .errors import DataError as DataError
     from .errors import StoreError as StoreError
     from .initializers import INITIALIZERS as INITIALIZERS
     from .optimizers import OPTIMIZERS as OPTIMIZERS
-    from .plots import plot_costs as plot_costs
+    from .records import Run as Run
+    from .results.plots import plot_costs as plot_costs
     from .store import Store as Store
     from .store import load_run as load_run
-    from .training import Run as Run
-    from .training import train as train
-    from .training import train_cohort as train_cohort
 
 
 def __getattr__(name: str) -> Any:

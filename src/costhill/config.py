@@ -14,12 +14,20 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from .errors import ConfigError
 from .specs import Scalar
+from .types import BatchSize
 
-BatchSize = int | Literal["full"]
+# The names a config may choose from, kept here (no JAX, no NumPy) so that the CLI can offer them
+# without importing the modules that implement them; those modules check that they agree.
+DATASET_NAMES = ("fashion-mnist", "mnist", "fashion-mnist-sample")
+MODEL_NAMES = ("mlp", "logreg", "cnn")
+ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "gelu")
+DEFAULT_STORE = "costhill-runs.db"  # the run store's file, in the working directory
+# How a sweep may group runs into vmapped cohorts (``sweeps.executors.cohort_groups``).
+COHORT_CHOICES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,13 @@ class RunConfig:
             return num_train
         return min(int(self.batch_size), num_train)
 
+    def steps_per_epoch(self, num_train: int) -> int:
+        """Parameter updates in one epoch over ``num_train`` examples (a last partial batch is
+        one more step unless ``drop_last``)."""
+        size = self.effective_batch_size(num_train)
+        partial = 0 if self.drop_last or num_train % size == 0 else 1
+        return num_train // size + partial
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
@@ -83,6 +98,19 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def default(name: str) -> Any:
+    """The default value of config field ``name``.
+
+    Examples:
+      >>> default("optimizer"), default("batch_size")
+      ('adam', 64)
+    """
+    found = FIELDS[name]
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    return found.default_factory()  # type: ignore[misc,operator]
 
 
 def _check_types(cfg: RunConfig) -> None:
@@ -171,7 +199,7 @@ def load_preset(name: str) -> dict[str, Any]:
     """The settings of bundled preset ``name`` (checked against ``RunConfig``'s keys)."""
     path = resources.files("costhill") / "presets" / f"{name}.toml"
     if not path.is_file():
-        raise ConfigError(f"--preset {name!r}: unknown preset; known: {', '.join(preset_names())}")
+        raise ConfigError(f"preset {name!r}: unknown preset; known: {', '.join(preset_names())}")
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:

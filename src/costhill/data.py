@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import RunConfig
 from .errors import DataError
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -267,7 +268,7 @@ def candidate_dirs(info: DatasetInfo, data_dir: str | Path | None) -> list[tuple
     if info.shipped_dir is not None:
         return [("shipped with costhill", info.shipped_dir)]
     if data_dir is not None:
-        return [("--data", Path(data_dir))]
+        return [("data_dir", Path(data_dir))]
     found: list[tuple[str, Path]] = []
     env = os.environ.get("COSTHILL_DATA")
     if env:
@@ -362,7 +363,7 @@ def locate(
         # The user named a directory: look nowhere else, and say what is missing there.
         missing = [s for s in SPLIT_FILES.values() if _find_file(Path(data_dir), s) is None]
         raise DataError(
-            f"--data {data_dir}: missing file(s) {', '.join(missing)} (gzip or raw IDX)"
+            f"data_dir {data_dir}: missing file(s) {', '.join(missing)} (gzip or raw IDX)"
         )
     if download and info.mirror is not None:
         try:
@@ -390,7 +391,7 @@ def split_validation(
     n = labels.shape[0]
     if not 0 <= validation < n:
         raise DataError(
-            f"--validation {validation}: must be between 0 and {n - 1} "
+            f"validation {validation}: must be between 0 and {n - 1} "
             f"(the training split has {n} examples)"
         )
     order = np.random.default_rng(split_seed).permutation(n)
@@ -443,6 +444,19 @@ def load(
         source=f"{directory} ({reason})",
         verified=raw.verified,
         class_names=info.class_names,
+    )
+
+
+def load_for(
+    config: RunConfig, *, data_dir: str | Path | None = None, progress: ProgressFn | None = None
+) -> Dataset:
+    """The dataset and split ``config`` names (its dataset, validation size and split seed)."""
+    return load(
+        config.dataset,
+        data_dir=data_dir,
+        validation=config.validation,
+        split_seed=config.split_seed,
+        progress=progress,
     )
 
 

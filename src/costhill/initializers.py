@@ -79,7 +79,7 @@ def options_of(name: str) -> dict[str, Any]:
     }
 
 
-def parse_init(spec: str, *, what: str = "--init") -> InitSpec:
+def parse_init(spec: str, *, what: str = "init") -> InitSpec:
     """Parse ``name[:key=value,...]``, resolving aliases and checking every option.
 
     Examples:
@@ -113,13 +113,13 @@ def parse_init(spec: str, *, what: str = "--init") -> InitSpec:
 def make_initializer(spec: InitSpec | str, *, for_bias: bool = False) -> Init:
     """Build the ``jax.nn.initializers`` initializer that ``spec`` names."""
     parsed = (
-        parse_init(spec, what="--bias-init" if for_bias else "--init")
+        parse_init(spec, what="bias_init" if for_bias else "init")
         if isinstance(spec, str)
         else spec
     )
     if for_bias and parsed.name in NEEDS_MATRIX:
         raise ConfigError(
-            f"--bias-init {parsed}: {parsed.name} needs a weight matrix's fan-in and cannot "
+            f"bias_init {parsed}: {parsed.name} needs a weight matrix's fan-in and cannot "
             "initialize a bias; use zeros, constant, normal, uniform or truncated_normal"
         )
     return INITIALIZERS[parsed.name](**dict(parsed.options))

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._types import Key, Params
+from .config import MODEL_NAMES
 from .errors import ConfigError
 from .initializers import Init
+from .types import Key, Params
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": jax.nn.relu,
@@ -24,7 +25,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "sigmoid": jax.nn.sigmoid,
     "gelu": jax.nn.gelu,
 }
-MODELS = ("mlp", "logreg", "cnn")
+MODELS = MODEL_NAMES
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
@@ -84,9 +85,9 @@ def mlp(hidden: Sequence[int] = (200, 100, 30), activation: str = "relu") -> Mod
     """
     if activation not in ACTIVATIONS:
         known = ", ".join(ACTIVATIONS)
-        raise ConfigError(f"--activation {activation!r}: unknown; known: {known}")
+        raise ConfigError(f"activation {activation!r}: unknown; known: {known}")
     if any(h <= 0 for h in hidden):
-        raise ConfigError(f"--hidden {','.join(map(str, hidden))}: every width must be positive")
+        raise ConfigError(f"hidden {','.join(map(str, hidden))}: every width must be positive")
     sizes = (IMAGE_SHAPE[0] * IMAGE_SHAPE[1], *hidden, NUM_CLASSES)
     act = ACTIVATIONS[activation]
 
@@ -173,7 +174,7 @@ def make_model(name: str, *, hidden: Sequence[int] = (200, 100, 30), activation:
         return logreg()
     if name == "cnn":
         return cnn()
-    raise ConfigError(f"--model {name!r}: unknown model; known: {', '.join(MODELS)}")
+    raise ConfigError(f"model {name!r}: unknown model; known: {', '.join(MODELS)}")
 
 
 def batched_logits(

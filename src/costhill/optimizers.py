@@ -82,18 +82,18 @@ def _entry(name: str) -> OptimizerEntry:
         return OPTIMIZERS[name]
     except KeyError:
         known = ", ".join(sorted(OPTIMIZERS))
-        raise ConfigError(f"--optimizer {name!r}: unknown optimizer; known: {known}") from None
+        raise ConfigError(f"optimizer {name!r}: unknown optimizer; known: {known}") from None
 
 
 def check_hyperparameters(name: str, options: Mapping[str, Scalar]) -> None:
     valid = hyperparameters(name)
     for key in options:
         if key == "learning_rate" or key == "lr":
-            raise ConfigError(f"--opt {key}: set the learning rate with --lr")
+            raise ConfigError(f"opt {key}: set the learning rate with lr")
         if key not in valid:
             listed = ", ".join(f"{k}={v}" for k, v in valid.items()) or "none"
             raise ConfigError(
-                f"--opt {key}: {name} has no hyperparameter {key!r}; its hyperparameters: {listed}"
+                f"opt {key}: {name} has no hyperparameter {key!r}; its hyperparameters: {listed}"
             )
 
 
@@ -129,19 +129,17 @@ SCHEDULES: dict[str, tuple[dict[str, float], Callable[..., optax.Schedule]]] = {
 
 def parse_schedule(spec: str) -> tuple[str, dict[str, float]]:
     """``name[:key=value,...]`` -> (name, options with defaults filled in)."""
-    name, options = parse_spec(spec, what="--schedule")
+    name, options = parse_spec(spec, what="schedule")
     if name not in SCHEDULES:
         known = ", ".join(SCHEDULES)
-        raise ConfigError(f"--schedule {spec!r}: unknown schedule {name!r}; known: {known}")
+        raise ConfigError(f"schedule {spec!r}: unknown schedule {name!r}; known: {known}")
     defaults, _ = SCHEDULES[name]
     for key, value in options.items():
         if key not in defaults:
             listed = ", ".join(defaults) or "none"
-            raise ConfigError(
-                f"--schedule {spec!r}: {name} has no option {key!r}; options: {listed}"
-            )
+            raise ConfigError(f"schedule {spec!r}: {name} has no option {key!r}; options: {listed}")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"--schedule {spec!r}: option {key!r} must be a number")
+            raise ConfigError(f"schedule {spec!r}: option {key!r} must be a number")
     return name, {**defaults, **{k: float(v) for k, v in options.items()}}  # type: ignore[arg-type]
 
 
@@ -174,7 +172,7 @@ def make_optimizer(
     options = dict(options or {})
     check_hyperparameters(name, options)
     if not lr > 0:
-        raise ConfigError(f"--lr {lr}: the learning rate must be positive")
+        raise ConfigError(f"lr {lr}: the learning rate must be positive")
     entry = _entry(name)
     kwargs: dict[str, Any] = {**entry.overrides, **options}
     if name == "noisy_sgd":
@@ -197,4 +195,4 @@ def make_optimizer(
     try:
         return factory(learning_rate=learning_rate, **kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"--optimizer {name}: {err}") from None
+        raise ConfigError(f"optimizer {name}: {err}") from None

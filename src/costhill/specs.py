@@ -1,9 +1,17 @@
-"""The one small grammar for named things with options: ``name[:key=value,key=value]``.
+"""Every small parser of costhill's inputs, in one place.
 
-Used for ``--init``, ``--bias-init``, ``--schedule`` and (one pair at a time) ``--opt``.
+- ``parse_spec``: named things with options, ``name[:key=value,key=value]`` (initializers,
+  schedules; ``parse_pair`` takes one ``key=value``, an optimizer hyperparameter);
+- ``parse_set``: a plan's ``KEY=VALUE`` overrides;
+- ``parse_batch_size``: ``full`` (full-batch descent) or a positive integer;
+- ``parse_budget``: an equal budget to compare at, ``KIND=AMOUNT``.
+
+Errors name the field they were given for (``what``), never a command-line flag.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .errors import ConfigError
 
@@ -54,3 +62,51 @@ def parse_spec(spec: str, *, what: str) -> tuple[str, dict[str, Scalar]]:
             raise ConfigError(f"{what} {spec!r}: option {key!r} given twice")
         options[key] = value
     return name, options
+
+
+def parse_set(pairs: tuple[str, ...], *, what: str = "overrides") -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; values are numbers, booleans, or else strings."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
+        try:
+            result[key.strip()] = parse_value(text, what=f"{what} {pair!r}")
+        except ConfigError:
+            result[key.strip()] = text.strip()
+    return result
+
+
+def parse_batch_size(value: str | int, *, what: str = "batch_size") -> int | str:
+    """``full`` (also ``n``, ``all``) or a positive integer.
+
+    Examples:
+      >>> parse_batch_size("full"), parse_batch_size("64")
+      ('full', 64)
+    """
+    if isinstance(value, int):
+        return value
+    if value.strip().lower() in ("full", "n", "all"):
+        return "full"
+    try:
+        size = int(value)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r}: expected a positive integer or 'full'") from None
+    if size < 1:
+        raise ConfigError(f"{what} {value}: must be at least 1 (or 'full')")
+    return size
+
+
+def parse_budget(text: str, *, what: str = "at") -> tuple[str, float]:
+    """``KIND=AMOUNT`` -> (kind, amount), e.g. ``steps=1000``; the kind is checked by its user.
+
+    Examples:
+      >>> parse_budget("examples=3e5")
+      ('examples', 300000.0)
+    """
+    kind, _, amount = text.partition("=")
+    try:
+        return kind.strip(), float(amount)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: expected KIND=AMOUNT, e.g. steps=1000") from None

@@ -1,8 +1,9 @@
 """The ``costhill`` command: a thin layer over the library, one module per command group.
 
-Heavy imports (JAX, Optax, matplotlib) happen inside the commands, so ``costhill --help`` is
-instant.
-Every ``CosthillError`` becomes one ``Error: ...`` line and exit code 2, never a traceback.
+Nothing here but argument parsing, calls into the library, and printing. Heavy imports (JAX,
+Optax, matplotlib) happen inside the commands, so ``costhill --help`` is instant. Every
+``CosthillError`` becomes one ``Error: ...`` line naming the flag, and exit code 2, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import CosthillError
+from .options import as_flags
 
 
 class CosthillGroup(click.Group):
@@ -22,7 +24,7 @@ class CosthillGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CosthillError as err:
-            click.echo(f"Error: {err}", err=True)
+            click.echo(f"Error: {as_flags(str(err))}", err=True)
             sys.exit(2)
 
 
@@ -41,9 +43,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import catalog, data, runs, sweep, train
+    from . import catalog, compare, data, export, predict, runs, sweep, train
 
-    for module in (train, runs, sweep, data, catalog):
+    for module in (train, runs, predict, sweep, compare, export, data, catalog):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._console import make_console
+from .console import make_console
 
 
 @click.command()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ._console import DownloadProgress, make_console
-
-DATASETS = ["fashion-mnist", "mnist", "fashion-mnist-sample"]
+from ..config import DATASET_NAMES
+from .console import DownloadProgress, make_console
+from .options import DATA_OPTION
 
 
 @click.group(invoke_without_command=True)
-@click.option("--dataset", type=click.Choice(DATASETS), default="fashion-mnist", show_default=True)
 @click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False),
-    help="Directory holding the four IDX files.",
+    "--dataset", type=click.Choice(DATASET_NAMES), default=DATASET_NAMES[0], show_default=True
 )
+@DATA_OPTION
 @click.pass_context
 def data(ctx: click.Context, dataset: str, data_dir: str | None) -> None:
     """Show where the data was found, the split sizes and the verification.

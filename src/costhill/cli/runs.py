@@ -1,4 +1,4 @@
-"""Reading the store: ``runs``, ``show``, ``plot``, ``predict``, ``export-params``."""
+"""Reading the store: ``runs``, ``show``, ``plot``, ``export-params``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError, StoreError
-from ._console import make_console
-from .train import DATA_OPTION, STORE_OPTION
+from ..errors import StoreError
+from ..types import RUN_STATUSES
+from .console import make_console
+from .options import STORE_OPTION
 
 if TYPE_CHECKING:
-    from ..training import Run
+    from ..records import Run
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -23,7 +24,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _load(store_path: str, run_id: int, *, with_params: bool = True) -> Run:
+def load_run(store_path: str, run_id: int, *, with_params: bool = True) -> Run:
     from ..store import Store
 
     with Store(store_path, create=False) as store:
@@ -32,7 +33,7 @@ def _load(store_path: str, run_id: int, *, with_params: bool = True) -> Run:
 
 @click.command("runs")
 @STORE_OPTION
-@click.option("--status", type=click.Choice(["finished", "diverged", "interrupted", "running"]))
+@click.option("--status", type=click.Choice(RUN_STATUSES))
 @click.option("--last", type=int, help="Only the last N runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run, in a list.")
 def runs_command(store_path: str, status: str | None, last: int | None, as_json: bool) -> None:
@@ -105,7 +106,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
     """
     from rich.table import Table
 
-    run = _load(store_path, run_id, with_params=False)
+    run = load_run(store_path, run_id, with_params=False)
     if as_json:
         click.echo(
             json.dumps(
@@ -172,7 +173,7 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
     """
     import numpy as np
 
-    run = _load(store_path, run_id)
+    run = load_run(store_path, run_id)
     if not run.params:
         raise StoreError(f"run {run_id}: has no stored parameters (status {run.status})")
     np.savez(out, **run.params)  # type: ignore[arg-type]
@@ -200,7 +201,7 @@ def plot(run_ids: tuple[int, ...], out: str, x_axis: str, log_y: bool, store_pat
     Example:
         costhill plot 1 2 3 --out costs.png --x epoch
     """
-    from ..plots import plot_costs
+    from ..results.plots import plot_costs
     from ..store import Store
 
     with Store(store_path, create=False) as store:
@@ -209,119 +210,4 @@ def plot(run_ids: tuple[int, ...], out: str, x_axis: str, log_y: bool, store_pat
     click.echo(f"wrote {path}")
 
 
-def show_predictions(
-    run: Run,
-    *,
-    data_dir: str | None,
-    indices: list[int] | None,
-    count: int,
-    seed: int | None,
-    image: Any = None,
-) -> None:
-    """Name the class of test images (or of ``image``) with the run's final parameters."""
-    import jax
-    import numpy as np
-    from rich.table import Table
-
-    from ..data import dataset_info, load
-    from ..models import batched_logits, make_model
-    from ..training import params_from_flat
-
-    if not run.params:
-        raise StoreError(f"run {run.run_id}: has no stored parameters (status {run.status})")
-    cfg = run.config
-    model = make_model(cfg.model, hidden=cfg.hidden, activation=cfg.activation)
-    params = params_from_flat(run.params)
-    names = dataset_info(cfg.dataset).class_names
-    images: Any
-    labels: list[int | None]
-    shown: list[str]
-    if image is not None:
-        images, labels, shown = image[None], [None], ["--image"]
-    else:
-        test = load(cfg.dataset, data_dir=data_dir, validation=0).test
-        if indices is None:
-            indices = list(np.random.default_rng(seed).choice(len(test), count, replace=False))
-        for i in indices:
-            if not 0 <= i < len(test):
-                raise ConfigError(f"--index {i}: the test set has indices 0..{len(test) - 1}")
-        images = test.images[indices]
-        labels = [int(label) for label in test.labels[indices]]
-        shown = [str(i) for i in indices]
-    probs = np.asarray(jax.nn.softmax(batched_logits(model, params, images), axis=-1))
-    table = Table(title=f"predictions of run {run.run_id}")
-    for column in ("test image", "predicted", "probability", "true label", ""):
-        table.add_column(column)
-    for where, p, label in zip(shown, probs, labels, strict=True):
-        guess = int(np.argmax(p))
-        verdict = "" if label is None else ("✓" if guess == int(label) else "✗")
-        table.add_row(
-            str(where),
-            names[guess],
-            f"{p[guess]:.3f}",
-            "—" if label is None else names[int(label)],
-            verdict,
-        )
-    make_console().print(table)
-
-
-def _read_image(path: str, invert: bool) -> Any:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            gray = img.convert("L").resize((28, 28))
-    except (OSError, UnidentifiedImageError) as err:
-        raise ConfigError(f"--image {path}: cannot be read as an image ({err})") from None
-    pixels = np.asarray(gray, dtype=np.float32) / 255.0
-    return 1.0 - pixels if invert else pixels
-
-
-@click.command()
-@click.argument("run_id", type=int)
-@click.option(
-    "--index",
-    "indices",
-    type=int,
-    multiple=True,
-    help="Test image index; repeat for more [a random one].",
-)
-@click.option("--count", default=1, show_default=True, help="How many random test images.")
-@click.option("--seed", type=int, help="Seed for picking random test images.")
-@click.option(
-    "--image",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Classify this image file instead (resized to 28x28 grayscale).",
-)
-@click.option(
-    "--invert", is_flag=True, help="Invert --image (Fashion-MNIST has light clothes on black)."
-)
-@DATA_OPTION
-@STORE_OPTION
-def predict(
-    run_id: int,
-    indices: tuple[int, ...],
-    count: int,
-    seed: int | None,
-    image: str | None,
-    invert: bool,
-    data_dir: str | None,
-    store_path: str,
-) -> None:
-    """Name the class of a test image with a stored run, with its probability and true label.
-
-    \b
-    Example:
-        costhill predict 1
-        costhill predict 1 --index 0 --index 42
-        costhill predict 1 --image shoe.png --invert
-    """
-    run = _load(store_path, run_id)
-    pixels = _read_image(image, invert) if image else None
-    show_predictions(
-        run, data_dir=data_dir, indices=list(indices) or None, count=count, seed=seed, image=pixels
-    )
-
-
-COMMANDS = [runs_command, show, export_params, plot, predict]
+COMMANDS = [runs_command, show, export_params, plot]

@@ -8,48 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError
-from ._console import DownloadProgress, make_console
+from ..config import ACTIVATION_NAMES, DATASET_NAMES, MODEL_NAMES, default
+from .console import DownloadProgress, make_console
+from .options import DATA_OPTION, JSON_OPTION, STORE_OPTION, TENSORBOARD_OPTION
 
 if TYPE_CHECKING:
     from ..config import RunConfig
-    from ..training import Run
-
-STORE_OPTION = click.option(
-    "--store",
-    "store_path",
-    default="costhill-runs.db",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The SQLite run store.",
-)
-TENSORBOARD_OPTION = click.option(
-    "--tensorboard",
-    type=click.Path(file_okay=False),
-    help="Also write TensorBoard event files under this directory (costhill[tensorboard]).",
-)
-DATA_OPTION = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False),
-    help="Directory holding the four IDX files (looked at first, and alone).",
-)
-
-
-def parse_batch_size(value: str | int | None) -> int | str | None:
-    if value is None or isinstance(value, int):
-        return value
-    if value.strip().lower() in ("full", "n", "all"):
-        return "full"
-    try:
-        size = int(value)
-    except ValueError:
-        raise ConfigError(
-            f"--batch-size {value!r}: expected a positive integer or 'full'"
-        ) from None
-    if size < 1:
-        raise ConfigError(f"--batch-size {value}: must be at least 1 (or 'full')")
-    return size
+    from ..records import Run
 
 
 def build_config(
@@ -57,7 +22,7 @@ def build_config(
 ) -> RunConfig:
     """Defaults, then the preset, then every flag the user gave."""
     from ..config import from_dict, load_preset
-    from ..specs import parse_pair
+    from ..specs import parse_batch_size, parse_pair
 
     values: dict[str, Any] = load_preset(preset) if preset else {}
     for key, value in flags.items():
@@ -67,7 +32,7 @@ def build_config(
         values["batch_size"] = parse_batch_size(values["batch_size"])
     if opt_pairs:
         opt = dict(values.get("opt", {}))
-        opt.update(parse_pair(pair, what="--opt") for pair in opt_pairs)
+        opt.update(parse_pair(pair, what="opt") for pair in opt_pairs)
         values["opt"] = opt
     return from_dict(values, source=f"preset {preset} with flags" if preset else "flags")
 
@@ -82,11 +47,10 @@ def run_and_store(
 ) -> Run:
     """Train ``config`` with a progress bar on stderr, writing each epoch to the store (and to
     TensorBoard event files under ``tensorboard``)."""
-    from ..compilation_cache import removing_unreadable_entries, use_compilation_cache
-    from ..cpu_tuning import use_preferred_xla_threads
+    from ..engine import prepare_process
+    from ..engine.compilation_cache import removing_unreadable_entries
 
-    use_preferred_xla_threads([config])  # before anything starts JAX's CPU client
-    cache = use_compilation_cache()  # after it: the cache is kept per thread count
+    cache = prepare_process([config])
     with removing_unreadable_entries(cache) as removed:
         run = _run_and_store(config, store_path, data_dir, quiet, tensorboard)
     if removed:
@@ -102,20 +66,14 @@ def _run_and_store(
 ) -> Run:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..data import load
+    from ..data import load_for
+    from ..engine import check, train
     from ..store import Store
-    from ..training import check, train
 
     check(config)
     console = make_console(stderr=True, quiet=quiet)
     with DownloadProgress(console) as download:
-        data = load(
-            config.dataset,
-            data_dir=data_dir,
-            validation=config.validation,
-            split_seed=config.split_seed,
-            progress=download,
-        )
+        data = load_for(config, data_dir=data_dir, progress=download)
     if config.dataset == "fashion-mnist-sample":
         console.print(
             "[yellow]training on the shipped sample (2,000 images), not the full set: "
@@ -140,7 +98,7 @@ def _run_and_store(
         started.append(run)
         store.begin(run)
         if tensorboard:
-            from ..tensorboard import TensorBoardWriter
+            from ..results.tensorboard import TensorBoardWriter
 
             writers.append(TensorBoardWriter(tensorboard, run))
         progress.update(task, info=f"run {run.run_id} · compiled in {run.compile_seconds:.1f}s")
@@ -221,7 +179,7 @@ def print_summary(run: Run, *, as_json: bool) -> None:
 
 @click.command()
 @click.option("--preset", help="A bundled preset (see `costhill presets`); flags override it.")
-@click.option("--dataset", type=click.Choice(["fashion-mnist", "mnist", "fashion-mnist-sample"]))
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help=f"[{default('dataset')}]")
 @DATA_OPTION
 @click.option(
     "--validation",
@@ -229,14 +187,28 @@ def print_summary(run: Run, *, as_json: bool) -> None:
     help="Training examples held out for validation "
     "[default: 10,000; 500 on the sample]; 0 allowed.",
 )
-@click.option("--split-seed", type=int, help="Seed that picks the validation examples [0].")
-@click.option("--model", type=click.Choice(["mlp", "logreg", "cnn"]), help="[mlp]")
-@click.option("--hidden", help="Hidden widths of the MLP [200,100,30].")
-@click.option("--activation", type=click.Choice(["relu", "tanh", "sigmoid", "gelu"]), help="[relu]")
-@click.option("--init", help="Weight initializer, NAME[:KEY=VALUE,...] [glorot_uniform].")
-@click.option("--bias-init", help="Bias initializer [zeros].")
-@click.option("--optimizer", help="Optax optimizer by name (see `costhill optimizers`) [adam].")
-@click.option("--lr", type=float, help="Learning rate (the peak, under a schedule) [1e-3].")
+@click.option(
+    "--split-seed",
+    type=int,
+    help=f"Seed that picks the validation examples [{default('split_seed')}].",
+)
+@click.option("--model", type=click.Choice(MODEL_NAMES), help=f"[{default('model')}]")
+@click.option(
+    "--hidden",
+    help=f"Hidden widths of the MLP [{','.join(map(str, default('hidden')))}].",
+)
+@click.option(
+    "--activation", type=click.Choice(ACTIVATION_NAMES), help=f"[{default('activation')}]"
+)
+@click.option("--init", help=f"Weight initializer, NAME[:KEY=VALUE,...] [{default('init')}].")
+@click.option("--bias-init", help=f"Bias initializer [{default('bias_init')}].")
+@click.option(
+    "--optimizer",
+    help=f"Optax optimizer by name (see `costhill optimizers`) [{default('optimizer')}].",
+)
+@click.option(
+    "--lr", type=float, help=f"Learning rate (the peak, under a schedule) [{default('lr'):g}]."
+)
 @click.option(
     "--opt",
     "opt_pairs",
@@ -247,16 +219,19 @@ def print_summary(run: Run, *, as_json: bool) -> None:
 @click.option(
     "--schedule",
     help="constant, cosine, exponential, step, warmup-cosine, "
-    "with options in epochs (step:every=10,factor=0.1) [constant].",
+    f"with options in epochs (step:every=10,factor=0.1) [{default('schedule')}].",
 )
-@click.option("--batch-size", help="'full' (batch GD), 1 (stochastic) or N (mini-batch) [64].")
+@click.option(
+    "--batch-size",
+    help=f"'full' (batch GD), 1 (stochastic) or N (mini-batch) [{default('batch_size')}].",
+)
 @click.option(
     "--drop-last/--keep-last",
     default=None,
     help="Drop the last partial batch of each epoch [keep it].",
 )
-@click.option("--epochs", type=int, help="[10]")
-@click.option("--seed", type=int, help="Seeds initialization and data order [0].")
+@click.option("--epochs", type=int, help=f"[{default('epochs')}]")
+@click.option("--seed", type=int, help=f"Seeds initialization and data order [{default('seed')}].")
 @click.option(
     "--target-accuracy", type=float, help="Record when validation accuracy first reaches this."
 )
@@ -266,7 +241,7 @@ def print_summary(run: Run, *, as_json: bool) -> None:
     help="End the run at the epoch that first reaches --target-accuracy.",
 )
 @STORE_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, no table.")
+@JSON_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @TENSORBOARD_OPTION
 def train(
@@ -317,8 +292,8 @@ def demo(epochs: int | None, data_dir: str | None, store_path: str, out: str) ->
     """
 
     from ..data import full_data_available
-    from ..plots import plot_costs
-    from .runs import show_predictions
+    from ..results.plots import plot_costs
+    from .predict import show_predictions
 
     console = make_console()
     flags: dict[str, Any] = {"epochs": epochs}

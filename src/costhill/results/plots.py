@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .training import Run
+from ..records import Run
 
 X_AXES = ("step", "epoch", "seconds")
 MAX_POINTS = 4000  # per-step curves longer than this are drawn as block means

@@ -10,7 +10,7 @@ traced to the engine settings that produced it:
 
 Example:
     >>> from costhill import RunConfig
-    >>> from costhill.cpu_tuning import preferred_xla_threads
+    >>> from costhill.engine.cpu_tuning import preferred_xla_threads
     >>> preferred_xla_threads([RunConfig(optimizer="sgd", batch_size=1)])  # seed MLP fits one L2
     1
     >>> preferred_xla_threads([RunConfig(optimizer="adam", batch_size=64)]) is None
@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
-from .models import IMAGE_SHAPE, NUM_CLASSES
+from ..config import RunConfig
+from ..models import IMAGE_SHAPE, NUM_CLASSES
 
 # Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
 # batch-1 matrix-vector products ran slower, and a batch-1 epoch took ~6% longer than at 256.

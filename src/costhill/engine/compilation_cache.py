@@ -17,7 +17,7 @@ Entries are ~25-110 KB (an epoch, an evaluation, an initialization); nothing is 
 folder may be deleted at any time.
 
 Example:
-    >>> from costhill.compilation_cache import compilation_cache_dir
+    >>> from costhill.engine.compilation_cache import compilation_cache_dir
     >>> folder = compilation_cache_dir({"COSTHILL_COMPILATION_CACHE": "/tmp/c", "PJRT_NPROC": "1"})
     >>> folder.parent.parent, folder.name
     (PosixPath('/tmp/c'), 'threads-1')

@@ -1,4 +1,4 @@
-"""The run store: one SQLite file (WAL mode) holding every run, the one module that writes results.
+"""The run store: one SQLite file (WAL mode) holding every run; all of costhill's SQL lives here.
 
 Tables: ``runs`` (config, seed, versions, status, and a summary row per run so that listing stays
 fast), ``epochs`` (metrics per epoch), ``step_costs`` (every step's cost, zlib-compressed float32,
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,129 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from .config import from_dict
-from .errors import StoreError
-from .training import EpochRecord, Run, TargetReached
+from ..config import from_dict
+from ..errors import StoreError
+from ..records import EpochRecord, Run, TargetReached
+from .claims import Claims
+from .schema import DEFAULT_STORE, DONE, EPOCH_COLUMNS, SCHEMA, SCHEMA_VERSION, SUMMARY_COLUMNS
 
-SCHEMA_VERSION = 1
-DEFAULT_STORE = "costhill-runs.db"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    config TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    dataset TEXT NOT NULL,
-    model TEXT NOT NULL,
-    init TEXT NOT NULL,
-    optimizer TEXT NOT NULL,
-    lr REAL NOT NULL,
-    batch_size INTEGER NOT NULL,
-    regime TEXT NOT NULL,
-    num_train INTEGER NOT NULL,
-    steps_per_epoch INTEGER NOT NULL,
-    versions TEXT NOT NULL,
-    data TEXT NOT NULL,
-    epochs INTEGER NOT NULL DEFAULT 0,
-    steps INTEGER NOT NULL DEFAULT 0,
-    seconds REAL NOT NULL DEFAULT 0,
-    compile_seconds REAL NOT NULL DEFAULT 0,
-    train_accuracy REAL,
-    val_accuracy REAL,
-    test_accuracy REAL,
-    train_cost REAL,
-    test_cost REAL,
-    diverged_step INTEGER,
-    best_val_accuracy REAL,
-    test_at_best_val REAL,
-    target_epoch INTEGER,
-    target_step INTEGER,
-    target_seconds REAL,
-    target TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash, status);
-CREATE TABLE IF NOT EXISTS sweep_members (
-    sweep TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (sweep, config_hash)
-);
-CREATE TABLE IF NOT EXISTS claims (
-    config_hash TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    heartbeat REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    steps INTEGER NOT NULL,
-    mean_step_cost REAL,
-    train_cost REAL,
-    train_accuracy REAL,
-    val_cost REAL,
-    val_accuracy REAL,
-    test_cost REAL,
-    test_accuracy REAL,
-    seconds REAL NOT NULL,
-    eval_seconds REAL NOT NULL,
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS step_costs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    costs BLOB NOT NULL,
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS params (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    dtype TEXT NOT NULL,
-    shape TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (run_id, path)
-);
-"""
-_SUMMARY_COLUMNS = (
-    "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
-    "train_cost test_cost diverged_step best_val_accuracy test_at_best_val"
-).split()
-DONE = ("finished", "diverged")  # statuses of runs a sweep need not train again
-EPOCH_COLUMNS = [
-    "epoch",
-    "steps",
-    "mean_step_cost",
-    "train_cost",
-    "train_accuracy",
-    "val_cost",
-    "val_accuracy",
-    "test_cost",
-    "test_accuracy",
-    "seconds",
-    "eval_seconds",
-]
-
-
-_ME = (socket.gethostname(), os.getpid())
-STALE_CLAIM_SECONDS = 900.0
-
-
-def _alive(host: str, pid: int, heartbeat: float) -> bool:
-    if host == _ME[0]:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return time.time() - heartbeat < STALE_CLAIM_SECONDS
+# SQLite's default limit on the variables of one statement is 999 in older builds.
+_IN_CHUNK = 500
 
 
 def _now() -> str:
@@ -185,7 +68,7 @@ def _use_write_ahead_log(db: sqlite3.Connection, timeout: float) -> None:
         pause = min(pause * 2, 0.1)
 
 
-class Store:
+class Store(Claims):
     """An open run store.
 
     Examples:
@@ -198,9 +81,9 @@ class Store:
     def __init__(self, path: str | Path = DEFAULT_STORE, *, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
-            raise StoreError(f"--store {self.path}: no such store")
+            raise StoreError(f"store {self.path}: no such store")
         if self.path.is_dir():
-            raise StoreError(f"--store {self.path}: is a directory, not a store file")
+            raise StoreError(f"store {self.path}: is a directory, not a store file")
         try:
             self.db = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
@@ -209,11 +92,11 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
-                raise StoreError(f"--store {self.path}: an SQLite file, but not a costhill store")
+                raise StoreError(f"store {self.path}: an SQLite file, but not a costhill store")
             _use_write_ahead_log(self.db, _BUSY_TIMEOUT_SECONDS)
             if not tables:
                 self.db.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO meta "
+                    f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta "
                     f"VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
             version = self.db.execute(
@@ -221,11 +104,11 @@ class Store:
             ).fetchone()[0]
             if int(version) != SCHEMA_VERSION:
                 raise StoreError(
-                    f"--store {self.path}: schema version {version}, this costhill reads "
+                    f"store {self.path}: schema version {version}, this costhill reads "
                     f"version {SCHEMA_VERSION}"
                 )
         except sqlite3.DatabaseError as err:
-            raise StoreError(f"--store {self.path}: cannot be opened as a store ({err})") from None
+            raise StoreError(f"store {self.path}: cannot be opened as a store ({err})") from None
 
     def close(self) -> None:
         self.db.close()
@@ -298,22 +181,19 @@ class Store:
                 (run.run_id, record.epoch, len(costs), blob),
             )
             self._write_summary(run)
-            self.db.execute(
-                "UPDATE claims SET heartbeat = ? WHERE config_hash = ? AND host = ? AND pid = ?",
-                (time.time(), run.config.config_hash(), *_ME),
-            )
+            self.beat(run.config.config_hash())
 
     def _write_summary(self, run: Run) -> None:
         summary = run.summary()
         values = [
             _finite_or_none(summary[c]) if isinstance(summary[c], float) else summary[c]
-            for c in _SUMMARY_COLUMNS
+            for c in SUMMARY_COLUMNS
         ]
         t = run.target
         target = None if t is None else json.dumps(vars(t))
         self.db.execute(
             f"UPDATE runs SET status = ?, target = ?, target_epoch = ?, target_step = ?, "
-            f"target_seconds = ?, {', '.join(f'{c} = ?' for c in _SUMMARY_COLUMNS)} WHERE id = ?",
+            f"target_seconds = ?, {', '.join(f'{c} = ?' for c in SUMMARY_COLUMNS)} WHERE id = ?",
             (run.status, target, t and t.epoch, t and t.step, t and t.seconds, *values, run.run_id),
         )
 
@@ -350,35 +230,6 @@ class Store:
         self.finish(run)
         return run_id
 
-    def claim(self, config_hash: str) -> bool:
-        """Take a config for this process, unless it is done or another live sweep has it.
-
-        A claim is live while its process runs (checked by pid on this host) or, from another
-        host, while its heartbeat (refreshed every epoch) is younger than ``STALE_CLAIM_SECONDS``.
-        So two sweeps of one plan into one store train each config once, and a sweep killed with
-        ``kill -9`` leaves nothing that blocks its rerun.
-        """
-        with self._transaction():
-            if self.done_hashes([config_hash]):
-                return False
-            row = self.db.execute(
-                "SELECT host, pid, heartbeat FROM claims WHERE config_hash = ?", (config_hash,)
-            ).fetchone()
-            if row is not None and (row[0], row[1]) != _ME and _alive(*row):
-                return False
-            self.db.execute(
-                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
-                (config_hash, *_ME, time.time()),
-            )
-        return True
-
-    def release(self, config_hash: str) -> None:
-        with self._transaction():
-            self.db.execute(
-                "DELETE FROM claims WHERE config_hash = ? AND host = ? AND pid = ?",
-                (config_hash, *_ME),
-            )
-
     def add_to_sweep(self, sweep: str, config_hashes: list[str]) -> None:
         """Record which configs make up ``sweep`` (idempotent: a resumed sweep adds nothing)."""
         with self._transaction():
@@ -391,19 +242,26 @@ class Store:
 
     def done_hashes(self, config_hashes: list[str]) -> set[str]:
         """Which of these configs already have a finished or diverged run."""
-        done: set[str] = set()
-        for start in range(0, len(config_hashes), 500):
-            chunk = config_hashes[start : start + 500]
+        query = "SELECT DISTINCT config_hash FROM runs WHERE status IN (?, ?) AND config_hash IN"
+        return {r[0] for r in self._select_in(query, config_hashes, before=DONE)}
+
+    def _select_in(
+        self, query: str, values: Sequence[Any], *, before: Iterable[Any] = (), after: str = ""
+    ) -> Iterator[sqlite3.Row]:
+        """Rows of ``query`` followed by ``IN (values)``, asked in chunks that SQLite accepts."""
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = list(values[start : start + _IN_CHUNK])
             marks = ",".join("?" * len(chunk))
-            done.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT DISTINCT config_hash FROM runs WHERE status IN (?, ?) "
-                    f"AND config_hash IN ({marks})",
-                    (*DONE, *chunk),
-                )
-            )
-        return done
+            yield from self.db.execute(f"{query} ({marks}) {after}", (*before, *chunk))
+
+    def epoch_rows(self, run_ids: Sequence[int], columns: Sequence[str] = EPOCH_COLUMNS):
+        """Every stored epoch of ``run_ids`` as rows of ``run_id`` and ``columns``, in run and
+        epoch order."""
+        unknown = set(columns) - set(EPOCH_COLUMNS)
+        if unknown:
+            raise StoreError(f"columns {sorted(unknown)}: not epoch columns")
+        query = f"SELECT run_id, {', '.join(columns)} FROM epochs WHERE run_id IN"
+        return self._select_in(query, run_ids, after="ORDER BY run_id, epoch")
 
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_members")]

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .store import Store
+from ..errors import StoreError
+from ..store import Store
 
 TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 AT_KINDS = ("epochs", "examples", "steps", "seconds")
@@ -136,18 +137,13 @@ def _arm_key(config: dict[str, Any]) -> str:
 def _epochs(store: Store, runs: list[dict]) -> Iterator[tuple[int, int, int, float | None, float]]:
     """(run id, epoch, steps, validation accuracy or test where none, cumulative training
     seconds) of every stored epoch of ``runs``, in order."""
-    ids = [r["run_id"] for r in runs]
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = store.db.execute(
-            f"SELECT run_id, epoch, steps, val_accuracy, test_accuracy, seconds FROM epochs "
-            f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, epoch",
-            chunk,
-        )
-        elapsed: dict[int, float] = {}
-        for run_id, epoch, steps, val, test, seconds in rows:
-            elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
-            yield run_id, epoch, steps, (val if val is not None else test), elapsed[run_id]
+    elapsed: dict[int, float] = {}
+    columns = ("epoch", "steps", "val_accuracy", "test_accuracy", "seconds")
+    for run_id, epoch, steps, val, test, seconds in store.epoch_rows(
+        [r["run_id"] for r in runs], columns
+    ):
+        elapsed[run_id] = elapsed.get(run_id, 0.0) + seconds
+        yield run_id, epoch, steps, (val if val is not None else test), elapsed[run_id]
 
 
 def _targets(store: Store, runs: list[dict], target: float) -> dict[int, tuple[int, int, float]]:
@@ -190,8 +186,6 @@ def compare(
     validation accuracy at that equal budget: how the article's regimes compare at equal epochs,
     examples seen, updates or wall-clock.
     """
-    from .errors import StoreError
-
     runs = store.sweep_runs(sweep)
     if not runs:
         known = ", ".join(store.sweeps()) or "none"
@@ -207,7 +201,7 @@ def compare(
         recomputed = _targets(store, runs, target)
 
     if at is not None and at[0] not in AT_KINDS:
-        raise StoreError(f"--at {at[0]}: expected one of {', '.join(AT_KINDS)}")
+        raise StoreError(f"at {at[0]}: expected one of {', '.join(AT_KINDS)}")
     at_values = _at_budget(store, runs, *at) if at is not None else None
     groups: dict[str, list[dict]] = {}
     for run in runs:
@@ -334,3 +328,29 @@ def _profile(rows: list[ArmRow]) -> dict[str, list[float]]:
         sum(t is not None and t <= tau * fastest for t in times) / len(rows) for tau in TAUS
     ]
     return {"tau": list(TAUS), "fraction": fractions}
+
+
+STAT_COLUMNS = (
+    "best_val",
+    "final_val",
+    "final_test",
+    "test_at_best_val",
+    "epochs_to_target",
+    "steps_to_target",
+    "seconds_to_target",
+)
+
+
+def arm_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """One flat row per arm: its label, its value of each varying key, counts, and the mean,
+    std, min and max of each statistic (``costhill compare --csv``)."""
+    rows = []
+    for row in comparison.rows:
+        flat: dict[str, Any] = {"arm": row.label}
+        flat.update({k: row.arm.get(k) for k in comparison.varying})
+        flat.update(seeds=len(row.seeds), diverged=row.diverged, reached=row.reached)
+        for name in STAT_COLUMNS:
+            stat = getattr(row, name)
+            flat.update({f"{name}_{p}": getattr(stat, p) for p in ("mean", "std", "min", "max")})
+        rows.append(flat)
+    return rows

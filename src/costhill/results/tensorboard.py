@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .training import EpochRecord, Run
+from ..errors import ConfigError
+from ..records import EpochRecord, Run
 
 STEP_POINTS = 1000
 
@@ -38,7 +38,7 @@ class TensorBoardWriter:
             from tensorboardX import SummaryWriter
         except ImportError:
             raise ConfigError(
-                "--tensorboard needs tensorboardX: pip install 'costhill[tensorboard]'"
+                "log_dir needs tensorboardX: pip install 'costhill[tensorboard]'"
             ) from None
         self.writer = SummaryWriter(str(Path(log_dir) / run_directory(run)))
         self.writer.add_text("config", json.dumps(run.config.to_dict(), indent=1))

@@ -16,8 +16,8 @@ import os
 import time
 from typing import Any
 
-from .errors import ConfigError
-from .store import EPOCH_COLUMNS, Store
+from ..errors import ConfigError
+from ..store import EPOCH_COLUMNS, Store
 
 METRICS_PER_CALL = 1000
 PARAMS_PER_CALL = 100
@@ -25,18 +25,18 @@ RUN_ID_TAG = "costhill.run_id"
 
 
 def export_to_mlflow(
-    store: Store, uri: str, *, sweep: str | None = None, experiment: str | None = None
+    store: Store, tracking_uri: str, *, sweep: str | None = None, experiment: str | None = None
 ) -> tuple[int, int]:
     """Export the store's runs (or a sweep's); returns (exported, skipped as already there)."""
     try:
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise ConfigError("--mlflow needs MLflow: pip install 'costhill[mlflow]'") from None
+        raise ConfigError("tracking_uri needs MLflow: pip install 'costhill[mlflow]'") from None
     # MLflow retries an unreachable server with backoff for minutes; fail in seconds instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
     name = experiment or sweep or "costhill"
     try:
         found = client.get_experiment_by_name(name)
@@ -46,7 +46,7 @@ def export_to_mlflow(
             for run in client.search_runs([experiment_id], max_results=50_000)
         }
     except Exception as err:  # MLflow raises many kinds for a bad or unreachable URI
-        raise ConfigError(f"--mlflow {uri}: {type(err).__name__}: {err}") from None
+        raise ConfigError(f"tracking_uri {tracking_uri}: {type(err).__name__}: {err}") from None
     rows = store.sweep_runs(sweep) if sweep else store.list_runs()
     exported = skipped = 0
     for row in rows:

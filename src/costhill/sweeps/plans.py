@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import FIELDS, RunConfig, from_dict
-from .errors import ConfigError
-from .specs import parse_value
+from ..config import FIELDS, RunConfig, from_dict
+from ..errors import ConfigError
+from ..specs import parse_set as parse_set
 
 PLAN_KEYS = {
     "name",
@@ -209,7 +209,7 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
     for key, value in (overrides or {}).items():
         if key not in PLAN_KEYS | SETTING_KEYS:
             raise ConfigError(
-                f"--set {key}: unknown plan key; valid: "
+                f"overrides {key}: unknown plan key; valid: "
                 f"{', '.join(sorted(PLAN_KEYS | SETTING_KEYS))}"
             )
         raw[key] = value
@@ -310,7 +310,7 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
 
 def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str, Any]]:
     """Each ``[[axes.optimizer]]`` table: its name fixed, its lr and hyperparameters as axes."""
-    from .optimizers import OPTIMIZERS, hyperparameters
+    from ..optimizers import OPTIMIZERS, hyperparameters
 
     tables = spec if isinstance(spec, list) else [spec]
     arms = []
@@ -347,7 +347,7 @@ def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str,
 
 
 def _config(values: dict[str, Any], *, lines: _Lines, point: dict[str, Any]) -> RunConfig:
-    from .training import check
+    from ..engine import check
 
     try:
         config = from_dict(values, source=lines.source)
@@ -360,20 +360,6 @@ def _config(values: dict[str, Any], *, lines: _Lines, point: dict[str, Any]) -> 
     return config
 
 
-def parse_set(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` pairs; values are numbers, booleans, or else strings."""
-    result: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
-        try:
-            result[key.strip()] = parse_value(text, what=f"--set {pair!r}")
-        except ConfigError:
-            result[key.strip()] = text.strip()
-    return result
-
-
 def bundled_plans() -> list[str]:
     folder = resources.files("costhill") / "plans"
     return sorted(
@@ -381,15 +367,32 @@ def bundled_plans() -> list[str]:
     )
 
 
-def load_plan(name_or_path: str, *, overrides: Mapping[str, Any] | None = None) -> Plan:
-    """A plan from a file path, or a bundled plan by name."""
+def _plan_text(name_or_path: str) -> tuple[str, str]:
+    """The text of a plan file, or of a bundled plan by name, and how errors name its source."""
     path = Path(name_or_path)
     if path.is_file():
-        return parse_plan(path.read_text(), source=str(path), overrides=overrides)
+        return path.read_text(), str(path)
     bundled = resources.files("costhill") / "plans" / f"{name_or_path}.toml"
     if bundled.is_file():
-        return parse_plan(bundled.read_text(), source=f"plan {name_or_path}", overrides=overrides)
+        return bundled.read_text(), f"plan {name_or_path}"
     raise ConfigError(
         f"{name_or_path}: no such plan file, and no bundled plan of that name "
         f"(bundled: {', '.join(bundled_plans())})"
     )
+
+
+def load_plan(name_or_path: str, *, overrides: Mapping[str, Any] | None = None) -> Plan:
+    """A plan from a file path, or a bundled plan by name."""
+    text, source = _plan_text(name_or_path)
+    return parse_plan(text, source=source, overrides=overrides)
+
+
+def plan_name(name_or_path: str) -> str:
+    """The name a plan's sweep is stored under, read without checking the plan's configs (so
+    that naming a sweep by its plan imports no engine)."""
+    text, source = _plan_text(name_or_path)
+    try:
+        name = tomllib.loads(text).get("name")
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+    return str(name or Path(name_or_path).stem)

@@ -1,0 +1,132 @@
+"""``costhill compare``: a sweep's arms over their seeds, tuned on validation, reported on test."""
+
+from __future__ import annotations
+
+import click
+
+from .console import make_console
+from .options import STORE_OPTION
+
+
+def sweep_name_of(plan_or_name: str | None, sweep_name: str | None) -> str:
+    from ..sweeps.plans import plan_name
+
+    if sweep_name:
+        return sweep_name
+    if plan_or_name is None:
+        raise click.UsageError("name a PLAN or --sweep NAME")
+    return plan_name(plan_or_name)
+
+
+@click.command()
+@click.argument("plan", required=False)
+@click.option("--sweep", "sweep_name", help="The sweep's name (instead of its PLAN).")
+@STORE_OPTION
+@click.option(
+    "--by",
+    default="optimizer",
+    show_default=True,
+    help="The axis to tune within: each of its values gets its best arm.",
+)
+@click.option("--target", type=float, help="Recompute time-to-target for this accuracy.")
+@click.option(
+    "--at",
+    "at_budget",
+    metavar="KIND=AMOUNT",
+    help="Also show validation accuracy at an equal budget: epochs=N, examples=N, steps=N "
+    "or seconds=S.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The whole comparison as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per arm.")
+def compare(
+    plan: str | None,
+    sweep_name: str | None,
+    store_path: str,
+    by: str,
+    target: float | None,
+    at_budget: str | None,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Compare the arms of a sweep over their seeds, tuned on validation, reported on test.
+
+    \b
+    Example:
+        costhill compare optimizers
+        costhill compare --sweep lr-demo --by init --target 0.85
+        costhill compare optimizers --csv > arms.csv
+        costhill compare regimes --by batch_size --at examples=300000
+    """
+    from rich.table import Table
+
+    from ..results.compare import compare as run_compare
+    from ..specs import parse_budget
+    from ..store import Store
+
+    name = sweep_name_of(plan, sweep_name)
+    at = parse_budget(at_budget) if at_budget else None
+    with Store(store_path, create=False) as store:
+        result = run_compare(store, name, by=by, at=at, target=target)
+    if as_json:
+        click.echo(result.to_json())
+        return
+    if as_csv:
+        from ..results.compare import arm_rows
+        from ..results.exports import as_text
+
+        click.echo(as_text(arm_rows(result), "csv"), nl=False)
+        return
+    console = make_console()
+    table = Table(title=f"sweep {name} · {len(result.rows)} arms · target {result.target}")
+    for column in (
+        "arm",
+        "seeds",
+        "best val acc",
+        "final val acc",
+        "final test acc",
+        "epochs to target",
+        "seconds to target",
+        "diverged",
+        *([f"val acc at {result.at[0]}={result.at[1]:g}"] if result.at else []),
+    ):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for row in sorted(result.rows, key=lambda r: -(r.best_val.mean or 0.0)):
+        table.add_row(
+            row.label,
+            str(len(row.seeds)),
+            row.best_val.text(),
+            row.final_val.text(),
+            row.final_test.text(),
+            f"{row.epochs_to_target.text(1)} ({row.reached}/{len(row.seeds)})",
+            row.seconds_to_target.text(2),
+            str(row.diverged),
+            *([row.at_budget.text()] if row.at_budget is not None else []),
+        )
+    console.print(table)
+    tuned = Table(title=f"tuned on validation within each {by} (test reported, never used)")
+    for column in ("group", "chosen arm", "best val acc", "test acc at best val", "candidates"):
+        tuned.add_column(column)
+    for choice in result.choices:
+        tuned.add_row(
+            choice.group,
+            choice.chosen,
+            choice.best_val.text(),
+            choice.test_at_best_val.text(),
+            str(choice.candidates),
+        )
+    console.print(tuned)
+    for pair in result.paired:
+        console.print(
+            f"{pair.a}  vs  {pair.b}: test difference {pair.mean_difference:+.4f} over "
+            f"{pair.seeds} matched seeds, p = {pair.p_value:.3g} ({pair.note})"
+        )
+    profile = ", ".join(
+        f"τ={t:g}: {f:.2f}"
+        for t, f in zip(result.profile["tau"], result.profile["fraction"], strict=True)
+    )
+    console.print(
+        f"performance profile (fraction of arms within τ× the fastest to target): {profile}"
+    )
+
+
+COMMANDS = [compare]

@@ -1,0 +1,455 @@
+"""One training loop for all descent regimes: full-batch, mini-batch and stochastic are batch sizes.
+
+Each epoch is one compiled call: a ``lax.scan`` over the epoch's batches (plus one step for a last
+partial batch), which records every step's cost on the device and hands them back once per epoch.
+A cohort (``train_cohort``) is the same loop over several arms stacked along a leading axis and
+``vmap``-ed; ``train`` is its one-arm case. This module writes no files and prints nothing;
+``on_epoch`` callbacks do that for the caller.
+
+    >>> from costhill import RunConfig, train
+    >>> run = train(RunConfig(dataset="fashion-mnist-sample", epochs=1, batch_size=100))
+    >>> run.status, len(run.all_step_costs())
+    ('finished', 15)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..config import RunConfig
+from ..data import Dataset, load_for
+from ..errors import ConfigError
+from ..initializers import Init, make_initializer, parse_init
+from ..models import Model, make_model
+from ..optimizers import check_hyperparameters, make_optimizer, parse_schedule
+from ..records import EpochCallback, EpochRecord, Run, TargetReached, flatten_params
+from ..types import OptState, Params
+from .cache import COMPILE_CACHE, epoch_key, model_key
+from .cpu_tuning import (
+    compile_lowered,
+    describe_options,
+    epoch_compiler_options,
+    xla_threads_in_use,
+)
+from .process import prepare_process, versions
+from .steps import epoch_order, make_epoch, make_evaluate
+
+# Fields in which the arms of a cohort may differ; the last two only under a constant schedule
+# (a schedule closes over its peak learning rate).
+COHORT_FIELDS = ("seed", "init", "bias_init", "lr", "opt")
+HYPERPARAMETER_FIELDS = ("lr", "opt")
+
+
+def check(config: RunConfig, *, custom_optimizer: bool = False) -> tuple[Model, Init, Init]:
+    """Fail on any bad name or option in ``config`` before data is loaded or anything stored.
+
+    Returns the model and the kernel and bias initializers the config names.
+    """
+    kernel_init = make_initializer(parse_init(config.init))
+    bias_init = make_initializer(parse_init(config.bias_init, what="bias_init"), for_bias=True)
+    model = make_model(config.model, hidden=config.hidden, activation=config.activation)
+    if not custom_optimizer:
+        check_hyperparameters(config.optimizer, dict(config.opt))
+        if config.schedule != "constant":
+            parse_schedule(config.schedule)
+    return model, kernel_init, bias_init
+
+
+def cohort_signature(config: RunConfig) -> str:
+    """What the arms of one cohort must share: everything but the fields they may differ in,
+    and the names (not values) of the optimizer hyperparameters they set."""
+    values = config.to_dict()
+    free = COHORT_FIELDS if config.schedule == "constant" else ("seed", "init", "bias_init")
+    rest = {k: v for k, v in values.items() if k not in free}
+    rest["opt keys"] = sorted(values["opt"])
+    return json.dumps(rest, sort_keys=True)
+
+
+def check_cohort(configs: Sequence[RunConfig]) -> None:
+    """Fail unless ``configs`` may train as one cohort (see ``train_cohort``)."""
+    if not configs:
+        raise ConfigError("a cohort needs at least one config")
+    base = configs[0]
+    for i, other in enumerate(configs[1:], start=1):
+        if cohort_signature(other) == cohort_signature(base):
+            continue
+        differ = [
+            name
+            for name in RunConfig.__dataclass_fields__
+            if name not in COHORT_FIELDS and getattr(other, name) != getattr(base, name)
+        ]
+        if differ:
+            raise ConfigError(
+                f"cohort arm {i} differs from arm 0 in {', '.join(differ)}; arms may differ "
+                f"only in {', '.join(COHORT_FIELDS)}"
+            )
+        if sorted(dict(other.opt)) != sorted(dict(base.opt)):
+            raise ConfigError("cohort arms must set the same optimizer hyperparameters (opt keys)")
+        raise ConfigError(
+            "cohort arms may differ in lr or opt values only under a constant "
+            f"schedule, not {base.schedule!r}"
+        )
+    if base.optimizer == "noisy_sgd" and len(configs) > 1:
+        raise ConfigError("noisy_sgd draws its noise from a per-run key: train its runs alone")
+
+
+def train(
+    config: RunConfig,
+    *,
+    data: Dataset | None = None,
+    data_dir: str | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_start: Callable[[Run], None] | None = None,
+) -> Run:
+    """Train ``config`` and return the run, with every step's cost and the final parameters.
+
+    Args:
+      config: what to train (see ``RunConfig``).
+      data: an already loaded dataset; loaded from ``config.dataset`` when None.
+      data_dir: where to look for the dataset's files first.
+      optimizer: any Optax ``GradientTransformation``, used instead of ``config.optimizer``.
+      on_epoch: called after each epoch with (run so far, epoch record, that epoch's step costs).
+      on_start: called once, after the data is loaded and checked, before the first step.
+
+    Returns:
+      The ``Run``; its ``status`` is ``diverged`` if a cost became NaN or infinite.
+    """
+    prepare_process([config])
+    arms = _Arms([config], vectorize=False)
+    return _train(arms, data, data_dir, optimizer, on_epoch, on_start)[0]
+
+
+def train_cohort(
+    configs: list[RunConfig],
+    *,
+    data: Dataset | None = None,
+    data_dir: str | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_start: Callable[[Run], None] | None = None,
+) -> list[Run]:
+    """Train configs that differ only in seed, initializers and optimizer hyperparameter values
+    (learning rate and ``opt`` values, under a constant schedule) as one ``vmap``-ed program.
+
+    Each arm keeps its own parameters, optimizer state (holding its hyperparameters) and data order
+    (the order of its seed, so arms that share a seed see the same batches), and gives the same
+    numbers, to float rounding, as ``train`` gives it alone. Every run records the cohort's
+    wall-clock seconds and, in ``run.data["cohort_size"]``, how many arms shared them. Whether a
+    cohort pays depends on the batch size and optimizer: see BENCHMARKS.md.
+
+    Examples:
+      >>> from costhill import RunConfig
+      >>> base = RunConfig(dataset="fashion-mnist-sample", epochs=1, batch_size=100)
+      >>> runs = train_cohort([base.replace(seed=s) for s in range(3)])
+      >>> [r.config.seed for r in runs]
+      [0, 1, 2]
+    """
+    check_cohort(configs)
+    prepare_process(configs)
+    return _train(_Arms(configs, vectorize=True), data, data_dir, None, on_epoch, on_start)
+
+
+@dataclass(frozen=True)
+class _Arms:
+    """The one arm of ``train``, or a cohort's arms stacked along a leading axis.
+
+    Every difference between the two lies here, so the loop below reads the same for both.
+    """
+
+    configs: Sequence[RunConfig]
+    vectorize: bool
+
+    @property
+    def first(self) -> RunConfig:
+        return self.configs[0]
+
+    @property
+    def inject(self) -> bool:
+        """Whether arms differ in hyperparameter values, carried in the optimizer state."""
+        first = self.first
+        return self.vectorize and any((c.lr, c.opt) != (first.lr, first.opt) for c in self.configs)
+
+    def stack(self, trees: list[Any]) -> Any:
+        if not self.vectorize:
+            return trees[0]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+    def pick(self, tree: Any, i: int) -> Any:
+        return jax.tree.map(lambda leaf: leaf[i], tree) if self.vectorize else tree
+
+    def map(self, fn: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Callable[..., Any]:
+        return jax.vmap(fn, in_axes=in_axes) if self.vectorize else fn
+
+    def per_arm(self, values: np.ndarray) -> np.ndarray:
+        """Host values with the arms as the leading axis (one arm gets one added)."""
+        return values if self.vectorize else values[None]
+
+    def orders(self, num_train: int, epoch: int) -> np.ndarray:
+        drawn = [epoch_order(num_train, seed=c.seed, epoch=epoch) for c in self.configs]
+        return self.stack(drawn) if self.vectorize else drawn[0]
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The compiled epoch and evaluator of a run, and how they were made."""
+
+    epoch: Callable[..., Any]
+    evaluate: Callable[..., Any]
+    compile_seconds: float
+    engine: dict[str, str]
+
+
+def _train(
+    arms: _Arms,
+    data: Dataset | None,
+    data_dir: str | None,
+    optimizer: optax.GradientTransformation | None,
+    on_epoch: EpochCallback | None,
+    on_start: Callable[[Run], None] | None,
+) -> list[Run]:
+    """The one training loop, read top to bottom: check, load, initialize, compile, train."""
+    custom = optimizer is not None
+    parts = [check(c, custom_optimizer=custom) for c in arms.configs]
+    data = _checked_data(arms.first, data, data_dir)
+    n = len(data.train)
+    optimizer = optimizer or _optimizer_for(arms, n)
+    runs = _new_runs(arms, data)
+    params = arms.stack(
+        [_initial_params(c, *part) for c, part in zip(arms.configs, parts, strict=True)]
+    )
+    opt_state = _initial_opt_state(arms, optimizer, params)
+    train_x, train_y = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
+    program = _compile(arms, parts[0][0], optimizer, params, opt_state, (train_x, train_y), custom)
+    for run in runs:
+        run.compile_seconds = program.compile_seconds
+        run.versions.update(program.engine)
+        if on_start is not None:
+            on_start(run)
+    splits = _evaluation_splits(data, train_x, train_y)
+    active = list(range(len(runs)))
+    steps_done = 0
+    for epoch in range(1, arms.first.epochs + 1):
+        started = time.perf_counter()
+        order = arms.orders(n, epoch)
+        params, opt_state, costs = program.epoch(params, opt_state, train_x, train_y, order)
+        all_costs = arms.per_arm(np.asarray(costs))  # waits for the epoch to finish
+        seconds = time.perf_counter() - started
+        measured, eval_seconds = _evaluate(program.evaluate, params, splits)
+        for i in list(active):
+            run = runs[i]
+            record = _record_epoch(run, i, epoch, steps_done, all_costs[i], measured)
+            record.seconds, record.eval_seconds = seconds, eval_seconds
+            _note_target(run, record, has_validation=len(data.validation) > 0)
+            if on_epoch is not None:
+                on_epoch(run, record, run.step_costs[-1])
+            if _should_stop(run):
+                active.remove(i)
+                run.params = flatten_params(arms.pick(params, i))
+        steps_done += all_costs.shape[1]
+        if not active:
+            break
+    for i in active:
+        runs[i].params = flatten_params(arms.pick(params, i))
+    for run in runs:
+        if run.status == "running":
+            run.status = "finished"
+    return runs
+
+
+def _checked_data(config: RunConfig, data: Dataset | None, data_dir: str | None) -> Dataset:
+    if data is None:
+        return load_for(config, data_dir=data_dir)
+    if data.name != config.dataset:
+        raise ConfigError(f"data is {data.name!r} but the config names {config.dataset!r}")
+    return data
+
+
+def _optimizer_for(arms: _Arms, num_train: int) -> optax.GradientTransformation:
+    config = arms.first
+    steps_per_epoch = config.steps_per_epoch(num_train)
+    return make_optimizer(
+        config.optimizer,
+        config.lr,
+        dict(config.opt),
+        schedule=config.schedule,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=steps_per_epoch * config.epochs,
+        seed=config.seed,
+        inject=arms.inject,
+    )
+
+
+def _new_runs(arms: _Arms, data: Dataset) -> list[Run]:
+    n = len(data.train)
+    described = data.describe()
+    if arms.vectorize:
+        described["cohort_size"] = len(arms.configs)
+    stamp = versions()
+    return [
+        Run(
+            config=c,
+            status="running",
+            regime=c.regime(n),
+            batch_size=c.effective_batch_size(n),
+            num_train=n,
+            steps_per_epoch=c.steps_per_epoch(n),
+            data=dict(described),
+            versions=dict(stamp),
+        )
+        for c in arms.configs
+    ]
+
+
+def _initial_params(config: RunConfig, model: Model, kernel_init: Init, bias_init: Init) -> Params:
+    """The model's initialization as one compiled call, reused by runs with the same specs.
+
+    Run op by op, the initializers dispatch (and compile) dozens of small operations, a large
+    share of a short run's time in a sweep (BENCHMARKS.md, "Engine choices").
+    """
+    init = COMPILE_CACHE.init(
+        (*model_key(config), config.init, config.bias_init),
+        lambda: jax.jit(lambda k: model.init(key=k, kernel_init=kernel_init, bias_init=bias_init)),
+    )
+    return init(jax.random.key(config.seed))
+
+
+def _initial_opt_state(
+    arms: _Arms, optimizer: optax.GradientTransformation, params: Params
+) -> OptState:
+    if not arms.vectorize:
+        return optimizer.init(params)
+    opt_state = jax.vmap(optimizer.init)(params)
+    if not arms.inject:
+        return opt_state
+    configs = arms.configs
+    values: dict[str, list[Any]] = {"learning_rate": [c.lr for c in configs]}
+    values.update({k: [dict(c.opt)[k] for c in configs] for k in dict(arms.first.opt)})
+    hyper = dict(opt_state.hyperparams)
+    for key, per_arm in values.items():
+        hyper[key] = jnp.asarray(per_arm, dtype=jnp.asarray(hyper[key]).dtype)
+    return opt_state._replace(hyperparams=hyper)
+
+
+def _compile(
+    arms: _Arms,
+    model: Model,
+    optimizer: optax.GradientTransformation,
+    params: Params,
+    opt_state: OptState,
+    train_split: tuple[jax.Array, jax.Array],
+    custom: bool,
+) -> _Program:
+    """Compile the epoch (timed apart), or reuse an earlier run's compilation of this shape."""
+    config = arms.first
+    n = int(train_split[1].shape[0])
+    batch_size = config.effective_batch_size(n)
+    key = None  # a caller's own optimizer: no way to know it equals a cached one
+    if not custom:
+        key = epoch_key(
+            arms.configs,
+            num_train=n,
+            batch_size=batch_size,
+            total_steps=config.steps_per_epoch(n) * config.epochs,
+            vectorize=arms.vectorize,
+            inject=arms.inject,
+        )
+
+    def build() -> tuple[Any, dict[str, Any]]:
+        body = make_epoch(
+            model, optimizer, num_examples=n, batch_size=batch_size, drop_last=config.drop_last
+        )
+        body = arms.map(body, (0, 0, None, None, 0))
+        lowered = jax.jit(body).lower(params, opt_state, *train_split, arms.orders(n, 0))
+        options = epoch_compiler_options(None if custom else config.optimizer, config.model)
+        return compile_lowered(lowered, options)
+
+    started = time.perf_counter()
+    (epoch_fn, used_options), cached = COMPILE_CACHE.epoch(key, build)
+    compile_seconds = 0.0 if cached else time.perf_counter() - started
+    evaluate = COMPILE_CACHE.evaluator(
+        (*model_key(config), arms.vectorize),
+        lambda: jax.jit(arms.map(make_evaluate(model), (0, None, None))),
+    )
+    engine = {
+        "xla_options": describe_options(used_options),
+        "xla_cpu_threads": str(xla_threads_in_use() or "unknown"),
+    }
+    return _Program(epoch_fn, evaluate, compile_seconds, engine)
+
+
+def _evaluation_splits(
+    data: Dataset, train_x: jax.Array, train_y: jax.Array
+) -> list[tuple[str, jax.Array, jax.Array]]:
+    splits = [("train", train_x, train_y)]
+    if len(data.validation):
+        val = data.validation
+        splits.append(("val", jnp.asarray(val.images), jnp.asarray(val.labels)))
+    splits.append(("test", jnp.asarray(data.test.images), jnp.asarray(data.test.labels)))
+    return splits
+
+
+def _evaluate(
+    evaluate: Callable[..., Any], params: Params, splits: list[tuple[str, Any, Any]]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """Cost and accuracy of every arm on every split, and the seconds that took."""
+    started = time.perf_counter()
+    measured = {}
+    for name, x, y in splits:
+        cost, accuracy = evaluate(params, x, y)
+        measured[name] = (np.atleast_1d(np.asarray(cost)), np.atleast_1d(np.asarray(accuracy)))
+    return measured, time.perf_counter() - started
+
+
+def _record_epoch(
+    run: Run,
+    arm: int,
+    epoch: int,
+    steps_done: int,
+    costs: np.ndarray,
+    measured: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> EpochRecord:
+    """Append one epoch to ``run``: its step costs (up to a divergence) and its metrics."""
+    bad = np.flatnonzero(~np.isfinite(costs))
+    if bad.size:
+        costs = costs[: bad[0] + 1]
+        run.diverged_step = steps_done + int(bad[0]) + 1
+        run.status = "diverged"
+    metrics: dict[str, float | None] = {"val_cost": None, "val_accuracy": None}
+    for name, (cost_values, accuracy_values) in measured.items():
+        metrics[f"{name}_cost"] = float(cost_values[arm])
+        metrics[f"{name}_accuracy"] = float(accuracy_values[arm])
+    record = EpochRecord(
+        epoch=epoch,
+        steps=steps_done + len(costs),
+        mean_step_cost=float(np.mean(costs)),
+        seconds=0.0,
+        eval_seconds=0.0,
+        **metrics,  # type: ignore[arg-type]
+    )
+    run.epochs.append(record)
+    run.step_costs.append(costs)
+    return record
+
+
+def _note_target(run: Run, record: EpochRecord, *, has_validation: bool) -> None:
+    target = run.config.target_accuracy
+    reached = record.val_accuracy if has_validation else record.test_accuracy
+    if target is not None and run.target is None and (reached or 0.0) >= target:
+        split = "validation" if has_validation else "test"
+        run.target = TargetReached(target, split, record.epoch, record.steps, run.train_seconds)
+
+
+def _should_stop(run: Run) -> bool:
+    config = run.config
+    out_of_time = config.max_seconds is not None and run.train_seconds >= config.max_seconds
+    reached = config.stop_at_target and run.target is not None
+    return run.diverged_step is not None or reached or out_of_time

@@ -1,0 +1,106 @@
+"""The store's tables, as SQL, and the column lists the queries share."""
+
+from ..config import DEFAULT_STORE as DEFAULT_STORE
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    init TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    lr REAL NOT NULL,
+    batch_size INTEGER NOT NULL,
+    regime TEXT NOT NULL,
+    num_train INTEGER NOT NULL,
+    steps_per_epoch INTEGER NOT NULL,
+    versions TEXT NOT NULL,
+    data TEXT NOT NULL,
+    epochs INTEGER NOT NULL DEFAULT 0,
+    steps INTEGER NOT NULL DEFAULT 0,
+    seconds REAL NOT NULL DEFAULT 0,
+    compile_seconds REAL NOT NULL DEFAULT 0,
+    train_accuracy REAL,
+    val_accuracy REAL,
+    test_accuracy REAL,
+    train_cost REAL,
+    test_cost REAL,
+    diverged_step INTEGER,
+    best_val_accuracy REAL,
+    test_at_best_val REAL,
+    target_epoch INTEGER,
+    target_step INTEGER,
+    target_seconds REAL,
+    target TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_config_hash ON runs(config_hash, status);
+CREATE TABLE IF NOT EXISTS sweep_members (
+    sweep TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (sweep, config_hash)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    config_hash TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    heartbeat REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    mean_step_cost REAL,
+    train_cost REAL,
+    train_accuracy REAL,
+    val_cost REAL,
+    val_accuracy REAL,
+    test_cost REAL,
+    test_accuracy REAL,
+    seconds REAL NOT NULL,
+    eval_seconds REAL NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS step_costs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    costs BLOB NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS params (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    dtype TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+"""
+SUMMARY_COLUMNS = (
+    "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
+    "train_cost test_cost diverged_step best_val_accuracy test_at_best_val"
+).split()
+DONE = ("finished", "diverged")  # statuses of runs a sweep need not train again
+EPOCH_COLUMNS = [
+    "epoch",
+    "steps",
+    "mean_step_cost",
+    "train_cost",
+    "train_accuracy",
+    "val_cost",
+    "val_accuracy",
+    "test_cost",
+    "test_accuracy",
+    "seconds",
+    "eval_seconds",
+]
