@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# Tests run on the CPU with deterministic, single-device JAX; set before JAX is imported.
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-# `costhill train` keeps compilations on disk; in-process CLI tests would all share the first
-# test's folder. tests/test_compilation_cache.py turns it on in fresh processes.
-os.environ.setdefault("COSTHILL_COMPILATION_CACHE", "off")
+# The environment every test runs in (JAX on the CPU, no compilation cache on disk) is set in the
+# repository's root conftest.py, so that the doctests under src/ get it too.
 
 SAMPLE_DIR = Path(__file__).parents[1] / "src" / "costhill" / "samples" / "fashion-mnist-sample"
 

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -113,47 +113,57 @@ def default(name: str) -> Any:
     return found.default_factory()  # type: ignore[misc,operator]
 
 
-def _check_types(cfg: RunConfig) -> None:
-    def bad(key: str, expected: str) -> ConfigError:
-        return ConfigError(f"{key} = {getattr(cfg, key)!r}: expected {expected}")
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-    for key in ("split_seed", "epochs", "seed"):
-        value = getattr(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad(key, "a non-negative integer")
-    if cfg.epochs < 1:
-        raise bad("epochs", "at least 1")
-    if cfg.validation is not None and (
-        isinstance(cfg.validation, bool)
-        or not isinstance(cfg.validation, int)
-        or cfg.validation < 0
-    ):
-        raise bad("validation", "a non-negative integer")
-    if isinstance(cfg.lr, bool) or not isinstance(cfg.lr, int | float) or not cfg.lr > 0:
-        raise bad("lr", "a positive number")
-    bs = cfg.batch_size
-    if bs != "full" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
-        raise bad("batch_size", "a positive integer or 'full'")
-    if cfg.target_accuracy is not None and not (
-        isinstance(cfg.target_accuracy, int | float) and 0 < cfg.target_accuracy <= 1
-    ):
-        raise bad("target_accuracy", "a number in (0, 1]")
-    for key in ("dataset", "model", "activation", "init", "bias_init", "optimizer", "schedule"):
-        if not isinstance(getattr(cfg, key), str):
-            raise bad(key, "a string")
-    for key in ("drop_last", "stop_at_target"):
-        if not isinstance(getattr(cfg, key), bool):
-            raise bad(key, "true or false")
-    if cfg.max_seconds is not None and (
-        isinstance(cfg.max_seconds, bool)
-        or not isinstance(cfg.max_seconds, int | float)
-        or cfg.max_seconds <= 0
-    ):
-        raise bad("max_seconds", "a positive number of seconds")
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# Each field's check, and what it expects (the error's wording); None is allowed where the
+# default is None. Checked in this order, so the first wrong field is the one named.
+_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (("split_seed", "epochs", "seed"), _count, "a non-negative integer"),
+    (("epochs",), lambda v: v >= 1, "at least 1"),
+    (("validation",), lambda v: v is None or _count(v), "a non-negative integer"),
+    (("lr",), lambda v: _number(v) and v > 0, "a positive number"),
+    (
+        ("batch_size",),
+        lambda v: v == "full" or (_count(v) and v >= 1),
+        "a positive integer or 'full'",
+    ),
+    (
+        ("target_accuracy",),
+        lambda v: v is None or (_number(v) and 0 < v <= 1),
+        "a number in (0, 1]",
+    ),
+    (
+        ("dataset", "model", "activation", "init", "bias_init", "optimizer", "schedule"),
+        lambda v: isinstance(v, str),
+        "a string",
+    ),
+    (("drop_last", "stop_at_target"), lambda v: isinstance(v, bool), "true or false"),
+    (
+        ("max_seconds",),
+        lambda v: v is None or (_number(v) and v > 0),
+        "a positive number of seconds",
+    ),
+    (
+        ("hidden",),
+        lambda v: all(_count(h) and h > 0 for h in v),
+        "a list of positive integers",
+    ),
+)
+
+
+def _check_types(cfg: RunConfig) -> None:
+    for keys, valid, expected in _CHECKS:
+        for key in keys:
+            if not valid(getattr(cfg, key)):
+                raise ConfigError(f"{key} = {getattr(cfg, key)!r}: expected {expected}")
     if cfg.stop_at_target and cfg.target_accuracy is None:
-        raise bad("stop_at_target", "a target_accuracy to stop at")
-    if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden):
-        raise bad("hidden", "a list of positive integers")
+        raise ConfigError("stop_at_target = True: expected a target_accuracy to stop at")
 
 
 def from_dict(values: Mapping[str, Any], *, source: str) -> RunConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .console import make_console
@@ -57,8 +59,6 @@ def compare(
         costhill compare optimizers --csv > arms.csv
         costhill compare regimes --by batch_size --at examples=300000
     """
-    from rich.table import Table
-
     from ..results.compare import compare as run_compare
     from ..specs import parse_budget
     from ..store import Store
@@ -76,6 +76,12 @@ def compare(
 
         click.echo(as_text(arm_rows(result), "csv"), nl=False)
         return
+    _print_comparison(name, result, by)
+
+
+def _print_comparison(name: str, result: Any, by: str) -> None:
+    from rich.table import Table
+
     console = make_console()
     table = Table(title=f"sweep {name} · {len(result.rows)} arms · target {result.target}")
     for column in (

@@ -65,41 +65,84 @@ def sweep(
         costhill sweep initializers --workers 2
         costhill sweep optimizers --ray head-node:6379
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from ..specs import parse_set
     from ..store import Store
-    from ..sweeps import load_plan, run_plan
+    from ..sweeps import check_ray_head, load_plan, run_plan
 
     loaded = load_plan(plan, overrides=parse_set(set_pairs))
-    console = make_console(stderr=True)
     if dry_run:
-        out = make_console()
-        out.print(
-            f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "
-            f"{loaded.budget.amount:g}, axes {', '.join(loaded.axes) or 'none'}"
-        )
-        for config in loaded.configs:
-            out.print(json.dumps(config.to_dict()))
+        _print_dry_run(loaded)
         return
     if ray_address:
-        from ..sweeps import check_ray_head
-
         check_ray_head(ray_address)  # fail before the store is even created
+    console = make_console(stderr=True)
     store = Store(store_path)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-    )
-    overall = progress.add_task(f"sweep {loaded.name}", total=len(loaded), info="")
-    current = progress.add_task("run", total=1, info="", visible=False)
+    shown = _SweepProgress(console, loaded, tensorboard, returned_whole=workers > 1 or ray_address)
+    try:
+        with shown.progress:
+            report = run_plan(
+                loaded,
+                store,
+                data_dir=data_dir,
+                workers=workers,
+                ray_address=ray_address,
+                cohorts=cohorts,
+                on_run_start=shown.on_run_start if workers == 1 and not ray_address else None,
+                on_epoch=shown.on_epoch,
+                on_run_end=shown.on_run_end,
+            )
+    except KeyboardInterrupt:
+        store.close()
+        console.print("interrupted: finished runs are stored; run the same command to resume")
+        sys.exit(130)
+    store.close()
+    _print_report(loaded.name, report)
 
-    def on_run_start(position: int, config: Any) -> None:
-        progress.update(
-            current,
+
+def _print_report(name: str, report: Any) -> None:
+    make_console().print(
+        f"sweep {name}: {report.planned} configs · {report.trained} trained · "
+        f"{report.skipped} already in the store · "
+        + (f"{report.elsewhere} left to another sweep running now · " if report.elsewhere else "")
+        + f"{report.diverged} diverged · "
+        f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"
+    )
+
+
+def _print_dry_run(loaded: Any) -> None:
+    out = make_console()
+    out.print(
+        f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "
+        f"{loaded.budget.amount:g}, axes {', '.join(loaded.axes) or 'none'}"
+    )
+    for config in loaded.configs:
+        out.print(json.dumps(config.to_dict()))
+
+
+class _SweepProgress:
+    """The sweep's progress bars on stderr, and its TensorBoard writers, as run_plan's hooks."""
+
+    def __init__(
+        self, console: Any, loaded: Any, tensorboard: str | None, *, returned_whole: Any
+    ) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+        )
+        self.overall = self.progress.add_task(f"sweep {loaded.name}", total=len(loaded), info="")
+        self.current = self.progress.add_task("run", total=1, info="", visible=False)
+        self.tensorboard = tensorboard
+        self.returned_whole = bool(returned_whole)  # runs from workers or Ray come back whole
+        self.writers: dict[int, Any] = {}
+
+    def on_run_start(self, position: int, config: Any) -> None:
+        self.progress.update(
+            self.current,
             description=f"run {position + 1}",
             completed=0,
             total=config.epochs if config.max_seconds is None else None,
@@ -108,58 +151,30 @@ def sweep(
             f"B={config.batch_size} seed={config.seed}",
         )
 
-    writers: dict[int, Any] = {}
-
-    def on_epoch(run: Any, record: Any, costs: Any) -> None:
-        if tensorboard:
+    def on_epoch(self, run: Any, record: Any, costs: Any) -> None:
+        if self.tensorboard:
             from ..results.tensorboard import TensorBoardWriter
 
-            if run.run_id not in writers:
-                writers[run.run_id] = TensorBoardWriter(tensorboard, run)
-            writers[run.run_id].epoch(run, record, costs)
+            if run.run_id not in self.writers:
+                self.writers[run.run_id] = TensorBoardWriter(self.tensorboard, run)
+            self.writers[run.run_id].epoch(run, record, costs)
         val = "—" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
-        progress.update(
-            current,
+        self.progress.update(
+            self.current,
             completed=record.epoch,
             info=f"cost {record.mean_step_cost:.4f} · val acc {val}",
         )
 
-    def on_run_end(position: int, run: Any) -> None:
-        progress.advance(overall)
-        if run is None or not tensorboard:
+    def on_run_end(self, position: int, run: Any) -> None:
+        self.progress.advance(self.overall)
+        if run is None or not self.tensorboard:
             return
-        if run.run_id in writers:
-            writers.pop(run.run_id).close()
-        elif workers > 1 or ray_address:  # runs from workers or Ray come back whole
+        if run.run_id in self.writers:
+            self.writers.pop(run.run_id).close()
+        elif self.returned_whole:
             from ..results.tensorboard import write_run
 
-            write_run(run, tensorboard)
-
-    try:
-        with progress:
-            report = run_plan(
-                loaded,
-                store,
-                data_dir=data_dir,
-                workers=workers,
-                ray_address=ray_address,
-                cohorts=cohorts,
-                on_run_start=on_run_start if workers == 1 and not ray_address else None,
-                on_epoch=on_epoch,
-                on_run_end=on_run_end,
-            )
-    except KeyboardInterrupt:
-        store.close()
-        console.print("interrupted: finished runs are stored; run the same command to resume")
-        sys.exit(130)
-    store.close()
-    make_console().print(
-        f"sweep {loaded.name}: {report.planned} configs · {report.trained} trained · "
-        f"{report.skipped} already in the store · "
-        + (f"{report.elsewhere} left to another sweep running now · " if report.elsewhere else "")
-        + f"{report.diverged} diverged · "
-        f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"
-    )
+            write_run(run, self.tensorboard)
 
 
 @click.command()

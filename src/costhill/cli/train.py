@@ -64,8 +64,6 @@ def run_and_store(
 def _run_and_store(
     config: RunConfig, store_path: str, data_dir: str | None, quiet: bool, tensorboard: str | None
 ) -> Run:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from ..data import load_for
     from ..engine import check, train
     from ..store import Store
@@ -80,37 +78,72 @@ def _run_and_store(
             "accuracies are lower than on the full Fashion-MNIST[/]"
         )
     store = Store(store_path)
-    progress = Progress(
-        TextColumn("[bold]epoch[/]"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    task = progress.add_task("train", total=config.epochs, info="compiling")
+    shown = _TrainProgress(console, store, config.epochs, tensorboard)
+    try:
+        with shown.progress:
+            run = train(config, data=data, on_start=shown.on_start, on_epoch=shown.on_epoch)
+        store.finish(run)
+    except KeyboardInterrupt:
+        if shown.started and shown.started[0].run_id is not None:
+            kept = shown.started[0]
+            store.mark(int(kept.run_id or 0), "interrupted")
+            console.print(
+                f"interrupted: run {kept.run_id} kept as 'interrupted' "
+                f"with {len(kept.epochs)} finished epoch(s)"
+            )
+        store.close()
+        sys.exit(130)
+    finally:
+        shown.close()
+    store.close()
+    return run
 
-    started: list[Run] = []
-    writers: list[Any] = []
 
-    def on_start(run: Run) -> None:
-        started.append(run)
-        store.begin(run)
-        if tensorboard:
+class _TrainProgress:
+    """A run's hooks: each epoch into the store (and TensorBoard), and a progress bar."""
+
+    def __init__(self, console: Any, store: Any, epochs: int, tensorboard: str | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.store = store
+        self.tensorboard = tensorboard
+        self.progress = Progress(
+            TextColumn("[bold]epoch[/]"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=epochs, info="compiling")
+        self.started: list[Run] = []
+        self.writers: list[Any] = []
+
+    def on_start(self, run: Run) -> None:
+        self.started.append(run)
+        self.store.begin(run)
+        if self.tensorboard:
             from ..results.tensorboard import TensorBoardWriter
 
-            writers.append(TensorBoardWriter(tensorboard, run))
-        progress.update(task, info=f"run {run.run_id} · compiled in {run.compile_seconds:.1f}s")
+            self.writers.append(TensorBoardWriter(self.tensorboard, run))
+        info = f"run {run.run_id} · compiled in {run.compile_seconds:.1f}s"
+        self.progress.update(self.task, info=info)
 
-    def on_epoch(run: Run, record: Any, costs: Any) -> None:
-        store.add_epoch(run, record, costs)
-        for writer in writers:
+    def on_epoch(self, run: Run, record: Any, costs: Any) -> None:
+        self.store.add_epoch(run, record, costs)
+        for writer in self.writers:
             writer.epoch(run, record, costs)
         rate = len(costs) * run.batch_size / max(record.seconds, 1e-9)
         val = "—" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
-        progress.update(
-            task,
+        self.progress.update(
+            self.task,
             completed=record.epoch,
             info=(
                 f"step {record.steps:,} · cost {record.mean_step_cost:.4f} · val acc {val} · "
@@ -118,24 +151,9 @@ def _run_and_store(
             ),
         )
 
-    try:
-        with progress:
-            run = train(config, data=data, on_start=on_start, on_epoch=on_epoch)
-        store.finish(run)
-    except KeyboardInterrupt:
-        if started and started[0].run_id is not None:
-            store.mark(started[0].run_id, "interrupted")
-            console.print(
-                f"interrupted: run {started[0].run_id} kept as 'interrupted' "
-                f"with {len(started[0].epochs)} finished epoch(s)"
-            )
-        store.close()
-        sys.exit(130)
-    finally:
-        for writer in writers:
+    def close(self) -> None:
+        for writer in self.writers:
             writer.close()
-    store.close()
-    return run
 
 
 def print_summary(run: Run, *, as_json: bool) -> None:

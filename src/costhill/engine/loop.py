@@ -251,9 +251,7 @@ def _train(
             _note_target(run, record, has_validation=len(data.validation) > 0)
             if on_epoch is not None:
                 on_epoch(run, record, run.step_costs[-1])
-            if _should_stop(run):
-                active.remove(i)
-                run.params = flatten_params(arms.pick(params, i))
+        active = _keep_params_of_stopped(runs, active, arms, params)
         steps_done += all_costs.shape[1]
         if not active:
             break
@@ -263,6 +261,16 @@ def _train(
         if run.status == "running":
             run.status = "finished"
     return runs
+
+
+def _keep_params_of_stopped(
+    runs: list[Run], active: list[int], arms: _Arms, params: Params
+) -> list[int]:
+    """Keep the final parameters of each active arm that stops now; return the arms that go on."""
+    for i in active:
+        if _should_stop(runs[i]):
+            runs[i].params = flatten_params(arms.pick(params, i))
+    return [i for i in active if runs[i].params is None]
 
 
 def _checked_data(config: RunConfig, data: Dataset | None, data_dir: str | None) -> Dataset:

@@ -206,41 +206,7 @@ def compare(
     groups: dict[str, list[dict]] = {}
     for run in runs:
         groups.setdefault(_arm_key(run["config"]), []).append(run)
-    rows = []
-    for members in groups.values():
-        arm = {k: members[0]["config"].get(k) for k in varying}
-        if recomputed is not None:
-            to_target = [recomputed.get(r["run_id"]) for r in members]
-        else:
-            to_target = [
-                (r["target_epoch"], r["target_step"], r["target_seconds"])
-                if r["target_epoch"] is not None
-                else None
-                for r in members
-            ]
-        hits = [t for t in to_target if t is not None]
-        rows.append(
-            ArmRow(
-                arm=arm,
-                label=" · ".join(f"{k}={v}" for k, v in arm.items()) or "all runs",
-                seeds=[r["seed"] for r in members],
-                diverged=sum(r["status"] == "diverged" for r in members),
-                best_val=Stat.of([r["best_val_accuracy"] for r in members]),
-                final_val=Stat.of([r["val_accuracy"] for r in members]),
-                final_test=Stat.of([r["test_accuracy"] for r in members]),
-                test_at_best_val=Stat.of([r["test_at_best_val"] for r in members]),
-                reached=len(hits),
-                epochs_to_target=Stat.of([t[0] for t in hits]),
-                steps_to_target=Stat.of([t[1] for t in hits]),
-                seconds_to_target=Stat.of([t[2] for t in hits]),
-                at_budget=None
-                if at_values is None
-                else Stat.of([at_values.get(r["run_id"]) for r in members]),
-                per_seed_val={r["seed"]: r["best_val_accuracy"] or 0.0 for r in members},
-                per_seed_test={r["seed"]: r["test_at_best_val"] or 0.0 for r in members},
-            )
-        )
-
+    rows = [_arm_row(members, varying, recomputed, at_values) for members in groups.values()]
     choices, chosen_rows = _tune(rows, by)
     paired = _paired(chosen_rows)
     return Comparison(
@@ -253,6 +219,45 @@ def compare(
         choices=choices,
         paired=paired,
         profile=_profile(rows),
+    )
+
+
+def _arm_row(
+    members: list[dict],
+    varying: list[str],
+    recomputed: dict[int, tuple[int, int, float]] | None,
+    at_values: dict[int, float] | None,
+) -> ArmRow:
+    """One arm's statistics over its seeds (``members``: its stored runs' summary rows)."""
+    arm = {k: members[0]["config"].get(k) for k in varying}
+    if recomputed is not None:
+        to_target = [recomputed.get(r["run_id"]) for r in members]
+    else:
+        to_target = [
+            (r["target_epoch"], r["target_step"], r["target_seconds"])
+            if r["target_epoch"] is not None
+            else None
+            for r in members
+        ]
+    hits = [t for t in to_target if t is not None]
+    return ArmRow(
+        arm=arm,
+        label=" · ".join(f"{k}={v}" for k, v in arm.items()) or "all runs",
+        seeds=[r["seed"] for r in members],
+        diverged=sum(r["status"] == "diverged" for r in members),
+        best_val=Stat.of([r["best_val_accuracy"] for r in members]),
+        final_val=Stat.of([r["val_accuracy"] for r in members]),
+        final_test=Stat.of([r["test_accuracy"] for r in members]),
+        test_at_best_val=Stat.of([r["test_at_best_val"] for r in members]),
+        reached=len(hits),
+        epochs_to_target=Stat.of([t[0] for t in hits]),
+        steps_to_target=Stat.of([t[1] for t in hits]),
+        seconds_to_target=Stat.of([t[2] for t in hits]),
+        at_budget=None
+        if at_values is None
+        else Stat.of([at_values.get(r["run_id"]) for r in members]),
+        per_seed_val={r["seed"]: r["best_val_accuracy"] or 0.0 for r in members},
+        per_seed_test={r["seed"]: r["test_at_best_val"] or 0.0 for r in members},
     )
 
 

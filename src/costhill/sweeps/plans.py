@@ -134,35 +134,43 @@ def _values(
             raise lines.error(key, "an empty list of values")
         return spec
     if isinstance(spec, dict):
-        unknown = set(spec) - {"log", "range", "num", "int"}
-        kinds = [k for k in ("log", "range") if k in spec]
-        if unknown or len(kinds) != 1:
-            raise lines.error(
-                key,
-                "expected a list, {log = [low, high], num = N} or {range = [low, high], num = N}",
-            )
-        kind = kinds[0]
-        low_high = spec[kind]
-        if (
-            not isinstance(low_high, list)
-            or len(low_high) != 2
-            or not all(isinstance(v, int | float) for v in low_high)
-        ):
-            raise lines.error(key, f"{kind} must be [low, high]")
-        low, high = (float(v) for v in low_high)
-        if not low < high or (kind == "log" and low <= 0):
-            raise lines.error(key, f"{kind} = [{low:g}, {high:g}] is not a valid range")
-        if "num" not in spec:
-            if not random:
-                raise lines.error(key, f"a grid needs num = N beside {kind}")
-            return {"kind": kind, "low": low, "high": high, "int": bool(spec.get("int"))}
-        num = spec["num"]
-        if not isinstance(num, int) or num < 1:
-            raise lines.error(key, "num must be a positive integer")
-        grid = np.geomspace(low, high, num) if kind == "log" else np.linspace(low, high, num)
-        values = [float(f"{v:.6g}") for v in grid]
-        return [int(round(v)) for v in values] if spec.get("int") else values
+        return _range_values(spec, key=key, lines=lines, random=random)
     return [spec]
+
+
+def _range_values(
+    spec: dict[str, Any], *, key: str, lines: _Lines, random: bool
+) -> list[Any] | dict[str, Any]:
+    """``{log = [low, high], num = N}`` or ``{range = ...}``: a grid, or without ``num`` (random
+    search only) the continuous range itself."""
+    unknown = set(spec) - {"log", "range", "num", "int"}
+    kinds = [k for k in ("log", "range") if k in spec]
+    if unknown or len(kinds) != 1:
+        raise lines.error(
+            key,
+            "expected a list, {log = [low, high], num = N} or {range = [low, high], num = N}",
+        )
+    kind = kinds[0]
+    low_high = spec[kind]
+    if (
+        not isinstance(low_high, list)
+        or len(low_high) != 2
+        or not all(isinstance(v, int | float) for v in low_high)
+    ):
+        raise lines.error(key, f"{kind} must be [low, high]")
+    low, high = (float(v) for v in low_high)
+    if not low < high or (kind == "log" and low <= 0):
+        raise lines.error(key, f"{kind} = [{low:g}, {high:g}] is not a valid range")
+    if "num" not in spec:
+        if not random:
+            raise lines.error(key, f"a grid needs num = N beside {kind}")
+        return {"kind": kind, "low": low, "high": high, "int": bool(spec.get("int"))}
+    num = spec["num"]
+    if not isinstance(num, int) or num < 1:
+        raise lines.error(key, "num must be a positive integer")
+    grid = np.geomspace(low, high, num) if kind == "log" else np.linspace(low, high, num)
+    values = [float(f"{v:.6g}") for v in grid]
+    return [int(round(v)) for v in values] if spec.get("int") else values
 
 
 class _Anchored(_Lines):
@@ -202,27 +210,64 @@ def _points(
 def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     """Parse and fully validate a plan; ``overrides`` (``--set``) replace top-level settings."""
     lines = _Lines(text, source)
+    raw = _read(text, source=source, overrides=overrides or {}, lines=lines)
+    budget = _budget(raw, lines=lines)
+    target = raw.get("target")
+    if target is not None and not (isinstance(target, int | float) and 0 < target <= 1):
+        raise lines.error("target", "must be an accuracy in (0, 1]")
+    seeds = _seeds(raw, lines=lines)
+    random, trials = _search(raw, lines=lines)
+    axes, optimizer_arms = _axes(raw, lines=lines, random=random)
+    rng = np.random.default_rng(0)
+    points: list[dict[str, Any]] = []
+    for arm in optimizer_arms or [{}]:
+        arm_axes = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
+        for point in _points(arm_axes, random=random, trials=trials, rng=rng):
+            points.append({**arm.get("fixed", {}), **point})
+    run_settings = {
+        **{k: v for k, v in raw.items() if k in SETTING_KEYS},
+        "epochs": int(budget.amount) if budget.kind == "epochs" else 1,
+        "target_accuracy": target,
+        "stop_at_target": bool(raw.get("stop_at_target", False)),
+    }
+    return Plan(
+        name=str(raw.get("name") or Path(source).stem),
+        source=source,
+        configs=tuple(_configs(points, run_settings, seeds, lines=lines)),
+        budget=budget,
+        target=target,
+        description=str(raw.get("description", "")),
+        axes=tuple(
+            sorted(
+                {*axes, *(k for arm in optimizer_arms for k in arm)} - {"fixed"}
+                | ({"optimizer"} if optimizer_arms else set())
+            )
+        ),
+    )
+
+
+def _read(text: str, *, source: str, overrides: Mapping[str, Any], lines: _Lines) -> dict[str, Any]:
+    """The plan's TOML with the overrides applied, every top-level key known."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: not valid TOML: {err}") from None
-    for key, value in (overrides or {}).items():
+    valid = ", ".join(sorted(PLAN_KEYS | SETTING_KEYS))
+    for key, value in overrides.items():
         if key not in PLAN_KEYS | SETTING_KEYS:
-            raise ConfigError(
-                f"overrides {key}: unknown plan key; valid: "
-                f"{', '.join(sorted(PLAN_KEYS | SETTING_KEYS))}"
-            )
+            raise ConfigError(f"overrides {key}: unknown plan key; valid: {valid}")
         raw[key] = value
     unknown = sorted(set(raw) - PLAN_KEYS - SETTING_KEYS)
     if unknown:
-        raise lines.error(
-            unknown[0],
-            "unknown key; valid top-level keys: " + ", ".join(sorted(PLAN_KEYS | SETTING_KEYS)),
-        )
+        raise lines.error(unknown[0], "unknown key; valid top-level keys: " + valid)
+    return raw
+
+
+def _budget(raw: dict[str, Any], *, lines: _Lines) -> Budget:
     budgets = [k for k in BUDGET_KEYS if k in raw]
     if len(budgets) != 1:
         raise ConfigError(
-            f"{source}: give exactly one budget of {', '.join(BUDGET_KEYS)} "
+            f"{lines.source}: give exactly one budget of {', '.join(BUDGET_KEYS)} "
             f"(found {', '.join(budgets) or 'none'})"
         )
     amount = raw[budgets[0]]
@@ -230,10 +275,10 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
         raise lines.error(budgets[0], "must be a positive number")
     if budgets[0] == "epochs" and not isinstance(amount, int):
         raise lines.error("epochs", "must be a whole number")
-    budget = Budget(budgets[0], float(amount))
-    target = raw.get("target")
-    if target is not None and not (isinstance(target, int | float) and 0 < target <= 1):
-        raise lines.error("target", "must be an accuracy in (0, 1]")
+    return Budget(budgets[0], float(amount))
+
+
+def _seeds(raw: dict[str, Any], *, lines: _Lines) -> list[int]:
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int):
         seeds = list(range(seeds))
@@ -243,6 +288,11 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
     ):
         raise lines.error("seeds", "must be a list of non-negative integers, or a count")
+    return seeds
+
+
+def _search(raw: dict[str, Any], *, lines: _Lines) -> tuple[bool, int]:
+    """Whether the search is random, and its number of trials."""
     search = raw.get("search", "grid")
     if search not in ("grid", "random"):
         raise lines.error("search", "must be 'grid' or 'random'")
@@ -250,11 +300,16 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
     trials = raw.get("trials", 0)
     if random and (not isinstance(trials, int) or trials < 1):
         raise lines.error("trials", "random search needs trials = N (a positive integer)")
+    return random, trials
 
+
+def _axes(
+    raw: dict[str, Any], *, lines: _Lines, random: bool
+) -> tuple[dict[str, list | dict], list[dict[str, Any]]]:
+    """The plan's setting axes, and its ``[[axes.optimizer]]`` arms."""
     axes_raw = raw.get("axes", {})
     if not isinstance(axes_raw, dict):
         raise lines.error("axes", "must be a table")
-    fixed = {k: v for k, v in raw.items() if k in SETTING_KEYS}
     axes: dict[str, list | dict] = {}
     optimizer_arms: list[dict[str, Any]] = []
     for key, spec in axes_raw.items():
@@ -267,24 +322,20 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
                 f"axes.{key}",
                 "unknown axis; axes may be " + ", ".join(sorted(SETTING_KEYS | {"optimizer"})),
             )
-    rng = np.random.default_rng(0)
-    points: list[dict[str, Any]] = []
-    for arm in optimizer_arms or [{}]:
-        arm_axes = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
-        for point in _points(arm_axes, random=random, trials=trials, rng=rng):
-            points.append({**arm.get("fixed", {}), **point})
+    return axes, optimizer_arms
 
+
+def _configs(
+    points: list[dict[str, Any]], run_settings: dict[str, Any], seeds: list[int], *, lines: _Lines
+) -> list[RunConfig]:
+    """Every point at every seed, checked, in plan order, each config once."""
     configs: list[RunConfig] = []
     seen: set[str] = set()
     for point in points:
         opt = {k.removeprefix("opt."): v for k, v in point.items() if k.startswith("opt.")}
-        settings = {k: v for k, v in point.items() if not k.startswith("opt.")}
-        values = {**fixed, **settings}
+        values = {**run_settings, **{k: v for k, v in point.items() if not k.startswith("opt.")}}
         if opt:
             values["opt"] = {**dict(values.get("opt", {})), **opt}
-        values["epochs"] = int(amount) if budget.kind == "epochs" else 1
-        values["target_accuracy"] = target
-        values["stop_at_target"] = bool(raw.get("stop_at_target", False))
         if isinstance(values.get("batch_size"), str):
             values["batch_size"] = values["batch_size"].lower()
         for seed in seeds:
@@ -292,20 +343,7 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
             if config.config_hash() not in seen:  # a grid may list a point twice
                 seen.add(config.config_hash())
                 configs.append(config)
-    return Plan(
-        name=str(raw.get("name") or Path(source).stem),
-        source=source,
-        configs=tuple(configs),
-        budget=budget,
-        target=target,
-        description=str(raw.get("description", "")),
-        axes=tuple(
-            sorted(
-                {*axes, *(k for arm in optimizer_arms for k in arm)} - {"fixed"}
-                | ({"optimizer"} if optimizer_arms else set())
-            )
-        ),
-    )
+    return configs
 
 
 def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str, Any]]:

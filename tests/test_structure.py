@@ -1,0 +1,141 @@
+"""The layout's rules that a test can check: what imports JAX, what the compile cache keys on,
+and that the CLI names flags where the library names fields. (Layer arrows: `lint-imports`.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from costhill.config import ACTIVATION_NAMES, DATASET_NAMES, FIELDS, MODEL_NAMES, RunConfig
+from costhill.engine.cache import OUTSIDE_THE_EPOCH, epoch_key
+
+
+def _loads_jax(code: str) -> bool:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; {code}; print('jax' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip() == "True"
+
+
+def test_importing_the_store_imports_no_jax():
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import costhill.store"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert "costhill.store.db" in imported  # the listing is read
+    assert not [name for name in imported if name.split(".")[0] in ("jax", "jaxlib", "optax")]
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        "costhill.records",
+        "costhill.store",
+        "costhill.results.compare, costhill.results.exports, costhill.results.plots",
+        "costhill.results.tensorboard, costhill.results.mlflow, costhill.results.predictions",
+        "costhill.cli, costhill.cli.train, costhill.cli.sweep, costhill.cli.runs",
+    ],
+)
+def test_readers_and_the_cli_import_no_jax_at_import_time(modules):
+    assert not _loads_jax(f"import {modules}")
+
+
+def test_the_engine_does_import_jax():
+    """The check above can fail: importing the engine loads JAX."""
+    assert _loads_jax("import costhill.engine")
+
+
+# A value other than the default for every config field the compiled epoch depends on.
+CHANGED: dict[str, Any] = {
+    "model": "logreg",
+    "hidden": (50,),
+    "activation": "tanh",
+    "optimizer": "sgd",
+    "lr": 0.5,
+    "opt": (("b1", 0.8),),
+    "schedule": "cosine",
+    "batch_size": 32,
+    "drop_last": True,
+}
+
+
+def _key(config: RunConfig, **sizes: int) -> tuple[Any, ...]:
+    shape = {"num_train": 50_000, "batch_size": 64, "total_steps": 7820, **sizes}
+    return epoch_key([config], **shape)
+
+
+def test_every_config_field_is_in_the_epoch_key_or_argued_out():
+    assert set(OUTSIDE_THE_EPOCH) <= set(FIELDS)
+    assert set(CHANGED) == set(FIELDS) - set(OUTSIDE_THE_EPOCH)
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED))
+def test_changing_a_field_that_shapes_the_epoch_changes_its_key(name):
+    assert _key(RunConfig().replace(**{name: CHANGED[name]})) != _key(RunConfig())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"seed": 5}, {"init": "he_normal"}, {"bias_init": "constant:value=0.1"}, {"epochs": 3}],
+)
+def test_seed_initializers_and_epochs_leave_a_constant_schedule_key_alone(changes):
+    assert _key(RunConfig().replace(**changes)) == _key(RunConfig())
+
+
+def test_derived_sizes_and_a_schedule_length_are_in_the_key():
+    base = RunConfig()
+    assert _key(base, num_train=49_000) != _key(base)
+    assert _key(base, batch_size=32) != _key(base)
+    cosine = base.replace(schedule="cosine")
+    assert _key(cosine, total_steps=100) != _key(cosine)
+    noisy = base.replace(optimizer="noisy_sgd")
+    assert _key(noisy.replace(seed=1)) != _key(noisy)  # its noise key is closed over
+
+
+def test_a_new_program_compiles_and_a_new_seed_does_not(sample):
+    from costhill import train
+    from costhill.engine import COMPILE_CACHE
+
+    cfg = RunConfig(dataset="fashion-mnist-sample", validation=300, epochs=1, batch_size=120)
+    train(cfg, data=sample)
+    before = COMPILE_CACHE.compilations["epoch"]
+    train(cfg.replace(seed=9), data=sample)
+    assert COMPILE_CACHE.compilations["epoch"] == before
+    train(cfg.replace(lr=0.01), data=sample)
+    assert COMPILE_CACHE.compilations["epoch"] == before + 1
+
+
+def test_the_cli_offers_exactly_the_librarys_choices():
+    from costhill.data import DATASETS
+    from costhill.models import ACTIVATIONS, MODELS
+
+    assert tuple(DATASETS) == DATASET_NAMES
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+    assert tuple(MODELS) == MODEL_NAMES
+
+
+@pytest.mark.parametrize(
+    "message,shown",
+    [
+        ("lr -1.0: the learning rate must be positive", "--lr -1.0: the learning rate"),
+        ("flags: bias_init 'he': cannot", "flags: --bias-init 'he': cannot"),
+        ("store x.db: no such store", "--store x.db: no such store"),
+        ("overrides colour: unknown plan key", "--set colour: unknown plan key"),
+        ("lr-demo.toml:5: lr: must be positive", "lr-demo.toml:5: lr: must be positive"),
+        ("plan seed: epochs: must be a positive number", "plan seed: epochs: must be"),
+        ("run 7: not in x.db", "run 7: not in x.db"),
+    ],
+)
+def test_the_cli_names_the_flag_where_the_library_names_the_field(message, shown):
+    from costhill.cli.options import as_flags
+
+    assert as_flags(message).startswith(shown)
