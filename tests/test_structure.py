@@ -68,9 +68,10 @@ CHANGED: dict[str, Any] = {
 }
 
 
-def _key(config: RunConfig, **sizes: int) -> tuple[Any, ...]:
-    shape = {"num_train": 50_000, "batch_size": 64, "total_steps": 7820, **sizes}
-    return epoch_key([config], **shape)
+def _key(
+    config: RunConfig, *, num_train: int = 50_000, batch_size: int = 64, total_steps: int = 7820
+) -> tuple[Any, ...]:
+    return epoch_key([config], num_train=num_train, batch_size=batch_size, total_steps=total_steps)
 
 
 def test_every_config_field_is_in_the_epoch_key_or_argued_out():

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import RunConfig
 from .errors import DataError
+from .specs import lookup
 
 IMAGE_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned byte, 1 dimension
@@ -151,11 +152,7 @@ class Dataset:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        known = ", ".join(sorted(DATASETS))
-        raise DataError(f"unknown dataset {name!r}; known datasets: {known}") from None
+    return lookup(DATASETS, name, what="dataset", error=DataError)
 
 
 def _find_file(directory: Path, stem: str) -> Path | None:

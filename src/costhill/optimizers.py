@@ -21,7 +21,7 @@ import jax
 import optax
 
 from .errors import ConfigError
-from .specs import Scalar, parse_spec
+from .specs import Scalar, lookup, parse_spec
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,7 @@ def hyperparameters(name: str) -> dict[str, Scalar]:
 
 
 def _entry(name: str) -> OptimizerEntry:
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        known = ", ".join(sorted(OPTIMIZERS))
-        raise ConfigError(f"optimizer {name!r}: unknown optimizer; known: {known}") from None
+    return lookup(OPTIMIZERS, name, what="optimizer")
 
 
 def check_hyperparameters(name: str, options: Mapping[str, Scalar]) -> None:

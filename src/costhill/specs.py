@@ -11,9 +11,12 @@ Errors name the field they were given for (``what``), never a command-line flag.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, CosthillError
+
+T = TypeVar("T")
 
 Scalar = float | int | bool | None
 
@@ -110,3 +113,19 @@ def parse_budget(text: str, *, what: str = "at") -> tuple[str, float]:
         return kind.strip(), float(amount)
     except ValueError:
         raise ConfigError(f"{what} {text!r}: expected KIND=AMOUNT, e.g. steps=1000") from None
+
+
+def lookup(
+    registry: Mapping[str, T], name: str, *, what: str, error: type[CosthillError] = ConfigError
+) -> T:
+    """``registry[name]``, or an error naming ``what`` and the known names.
+
+    Examples:
+      >>> lookup({"sgd": 1}, "sgd", what="optimizer")
+      1
+    """
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise error(f"{what} {name!r}: unknown {what}; known: {known}") from None

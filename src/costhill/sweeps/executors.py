@@ -191,8 +191,7 @@ def train_elsewhere(config: RunConfig, data_dir: str | None) -> Run:
 class _Returning(AbstractExecutor):
     """Runs that train in other processes and come back whole, to be stored here."""
 
-    def __init__(self, data_dir: str | None) -> None:
-        self.data_dir = data_dir
+    data_dir: str | None
 
     @contextmanager
     @abstractmethod
@@ -237,13 +236,13 @@ class _Returning(AbstractExecutor):
         hooks.end(position, run)
 
 
+@dataclass
 class WorkerProcesses(_Returning):
     """Train in ``workers`` local processes (started with spawn: a forked JAX is not safe)."""
 
-    def __init__(self, data_dir: str | None, *, workers: int) -> None:
-        super().__init__(data_dir)
-        self.workers = workers
-        self.pool: Any = None
+    data_dir: str | None
+    workers: int
+    pool: Any = None
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -289,14 +288,14 @@ def check_ray_head(address: str, *, timeout: float = 3.0) -> None:
         ) from None
 
 
+@dataclass
 class RayCluster(_Returning):
     """Each run is a Ray task; every node needs costhill installed and the data where
     ``data_dir`` (or costhill's usual search) finds it on that node."""
 
-    def __init__(self, data_dir: str | None, *, address: str) -> None:
-        super().__init__(data_dir)
-        self.address = address
-        self.task: Any = None
+    data_dir: str | None
+    address: str
+    task: Any = None
 
     @contextmanager
     def session(self) -> Iterator[None]:
