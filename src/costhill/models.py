@@ -123,8 +123,8 @@ def _conv5x5_same(
 
     The patches are built in two passes, the 5 column shifts and then the 5 row shifts of those:
     10 copies whose contiguous runs are 5·c floats long, where one 25-way concatenation made 25
-    copies of runs of c floats (the second convolution's c is 32). The patch matrix is the same;
-    a CNN step ran 4–6% faster (``python -m bench.convolution``, interleaved).
+    copies of runs of c floats (the second convolution's c is 32). The patch matrix is the same,
+    and a CNN step faster (BENCHMARKS.md, "Engine choices"; ``python -m bench.convolution``).
     """
     h, w, c = x.shape
     padded = jnp.pad(x, ((2, 2), (2, 2), (0, 0)))

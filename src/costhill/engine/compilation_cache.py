@@ -1,9 +1,8 @@
 """A compilation cache on disk, so that ``costhill train`` run again on a shape it has seen loads
 its compiled epoch instead of compiling it.
 
-Within one process costhill compiles a shape once (``training``); a fresh process starts over,
-and on this project's 2-core machine compilation was about half of a short run's start-up (a
-batch-64 Adam turn of ``python -m bench`` took 5.7 s the first time, 2.4 s with JAX's cache).
+Within one process costhill compiles a shape once (``engine.cache``); a fresh process starts
+over, and compilation is about half of a short run's start-up (BENCHMARKS.md, "Engine choices").
 JAX keeps that cache; this module only decides where:
 
     ``$COSTHILL_COMPILATION_CACHE`` if set (``off`` disables it), else
@@ -13,7 +12,7 @@ then a folder per JAX version (JAX never reads another version's entries; an old
 and per XLA CPU thread count: XLA splits work into parallel tasks for the threads it compiles
 for, and JAX's cache key leaves the count out, so an executable compiled for one thread and
 loaded on two runs on one. A ``JAX_COMPILATION_CACHE_DIR`` the user set wins, as JAX's own.
-Entries are ~25-110 KB (an epoch, an evaluation, an initialization); nothing is evicted, and the
+Entries are small (an epoch, an evaluation, an initialization); nothing is evicted, and the
 folder may be deleted at any time.
 
 Example:

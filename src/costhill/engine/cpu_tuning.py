@@ -1,7 +1,7 @@
 """How costhill's compiled epochs run on a CPU: XLA's compile options and its thread count.
 
-Each choice here was measured on the project's machine (a 2-core AMD Zen 5 with AVX-512, 1 MB of
-L2 cache a core; ``python -m bench``) and is recorded with every run, so that a result can be
+Each choice here was measured (``python -m bench``, ``python -m bench.threads``; the figures are
+in BENCHMARKS.md, "Engine choices") and is recorded with every run, so that a result can be
 traced to the engine settings that produced it:
 
 - ``epoch_compiler_options``: options for one compiled epoch, chosen per optimizer and model;
@@ -30,15 +30,15 @@ from ..config import RunConfig
 from ..models import IMAGE_SHAPE, NUM_CLASSES
 
 # Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
-# batch-1 matrix-vector products ran slower, and a batch-1 epoch took ~6% longer than at 256.
+# batch-1 matrix-vector products ran slower than at 256.
 _NARROW_VECTOR_OPTIMIZERS = frozenset({"sgd"})
 # Models made of dense layers only. Their products ran faster in Eigen than in YNNPACK (XLA's
-# default for plain dots): 3% a batch-64 epoch, 20% a full-batch step; the CNN's ran 6% slower.
+# default for plain dots); the CNN's ran slower.
 # Their parameter count follows from the config alone (``parameter_bytes``).
 _DENSE_MODELS = frozenset({"mlp", "logreg"})
 
-# Above this batch size a plain-SGD step has enough work to share between cores: batch 16 ran
-# alike on one thread and on two, batch 64 ~25% slower on one.
+# Above this batch size a plain-SGD step has enough work to share between cores (batch 16 ran
+# alike on one thread and on two, batch 64 slower on one).
 _ONE_THREAD_MAX_BATCH = 8
 # XLA's CPU client names its worker threads so (Linux truncates names to 15 characters).
 _XLA_WORKER_THREAD = "tf_XLAEigen"
@@ -63,7 +63,7 @@ def epoch_compiler_options(optimizer_name: str | None, model_name: str = "mlp") 
       fuse (FMA) float arithmetic, so results differ from the default in the last bits; they
       remain the same from run to run.
     - 512-bit vectors where the CPU has AVX-512 (XLA prefers 256): the square roots and divisions
-      of adaptive optimizers ran ~30% faster a batch-1 epoch, momentum ~9%. Not for plain SGD.
+      of adaptive optimizers ran faster, and momentum's. Not for plain SGD.
     - Eigen rather than YNNPACK for the dots of dense-only models.
 
     On other backends no option is set. An option the installed XLA does not know is dropped at
@@ -156,13 +156,11 @@ def preferred_xla_threads(configs: Sequence[RunConfig]) -> int | None:
     core).
 
     One thread for plain SGD at batch ≤ 8 on a dense model whose parameters fit in one core's L2
-    cache. XLA splits any weight update over ~512 KB between two cores; at these batch sizes a
-    step is a few microseconds of work, and the halves of the first layer's weights then travel
-    between the cores' caches every step. On one thread the seed MLP's batch-1 epoch ran ~17%
-    faster (the first layer's update 1.4 µs instead of 3.8 µs a step) and batch 4 ~15%; batch 16
-    ran alike, batch 64 ~25% slower. Everything else ran slower on one thread: momentum at batch
-    1 by ~10%, Adam and RMSprop by ~30% (their per-parameter updates do share well), and the
-    MLP with hidden widths 1000,500 (5 MB of parameters) by ~45%.
+    cache. XLA splits a large weight update between two cores; at these batch sizes a step is a
+    few microseconds of work, and the halves of the first layer's weights then travel between
+    the cores' caches every step. Everything else ran slower on one thread: momentum, Adam and
+    RMSprop (their per-parameter updates do share well), and MLPs too wide for one L2. The
+    figures are in BENCHMARKS.md, "Engine choices" (``python -m bench.threads``).
 
     The count holds for a whole process, so a set of runs gets one only if every run prefers it.
     """

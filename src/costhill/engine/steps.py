@@ -30,8 +30,8 @@ def epoch_order(num_examples: int, *, seed: int, epoch: int) -> np.ndarray:
     """The order in which epoch ``epoch`` of a run seeded ``seed`` visits the training examples.
 
     Drawn on the host with NumPy rather than on the device, because XLA's CPU sort made
-    ``jax.random.permutation`` a noticeable share of a mini-batch epoch (BENCHMARKS.md, "Where a
-    mini-batch epoch goes"). It depends on the seed and epoch alone, so runs that share a seed
+    ``jax.random.permutation`` a noticeable share of a mini-batch epoch (BENCHMARKS.md, "Engine
+    choices"). It depends on the seed and epoch alone, so runs that share a seed
     see the same batches whatever their initializer or optimizer.
     """
     return np.random.default_rng([seed, epoch]).permutation(num_examples).astype(np.int32)
