@@ -1,6 +1,6 @@
 """A 1,000-run store from one real run copied with new seeds, for ``bench/listing.sh``:
 
-    python bench/make_listing_store.py runs1000.db
+python bench/make_listing_store.py runs1000.db
 """
 
 from __future__ import annotations
