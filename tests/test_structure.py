@@ -65,6 +65,7 @@ CHANGED: dict[str, Any] = {
     "schedule": "cosine",
     "batch_size": 32,
     "drop_last": True,
+    "snapshots": 20,
 }
 
 

@@ -59,6 +59,7 @@ class RunConfig:
     target_accuracy: float | None = None
     stop_at_target: bool = False  # end the run at the epoch that first reaches the target
     max_seconds: float | None = None  # end the run at the epoch whose training time reaches this
+    snapshots: int = 0  # keep K+1 evenly spaced parameter snapshots, step 0 included (the hill)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -86,6 +87,9 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         d["opt"] = dict(self.opt)
+        for key, value in _ADDED_LATER.items():
+            if d[key] == value:  # so that configs stored before the field keep their hash
+                del d[key]
         return d
 
     def config_hash(self) -> str:
@@ -98,6 +102,10 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+# Fields added after runs were first stored, with the default that leaves a config as it was:
+# left out of ``to_dict`` at that default, so an old run's config hash (and a resumed sweep's
+# "already done") is unchanged.
+_ADDED_LATER: dict[str, Any] = {"snapshots": 0}
 
 
 def default(name: str) -> Any:
@@ -124,7 +132,7 @@ def _number(value: Any) -> bool:
 # Each field's check, and what it expects (the error's wording); None is allowed where the
 # default is None. Checked in this order, so the first wrong field is the one named.
 _CHECKS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
-    (("split_seed", "epochs", "seed"), _count, "a non-negative integer"),
+    (("split_seed", "epochs", "seed", "snapshots"), _count, "a non-negative integer"),
     (("epochs",), lambda v: v >= 1, "at least 1"),
     (("validation",), lambda v: v is None or _count(v), "a non-negative integer"),
     (("lr",), lambda v: _number(v) and v > 0, "a positive number"),

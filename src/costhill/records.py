@@ -49,6 +49,16 @@ class TargetReached:
 
 
 @dataclass
+class Snapshot:
+    """The parameters at one step of a run, with the training cost there (full training split)."""
+
+    step: int  # updates taken before it: 0 is the initial point
+    epoch: int  # the epoch during (or at whose end) it was taken; 0 for the initial point
+    train_cost: float | None  # None: not finite (a diverged run)
+    params: FlatParams
+
+
+@dataclass
 class Run:
     """A training run: its config, every cost it recorded, and its final parameters."""
 
@@ -64,6 +74,7 @@ class Run:
     compile_seconds: float = 0.0
     diverged_step: int | None = None
     target: TargetReached | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     run_id: int | None = None
@@ -141,3 +152,31 @@ def unflatten_params(flat: FlatParams) -> Params:
             node = node.setdefault(part, {})
         node[last] = np.asarray(leaf)
     return tree
+
+
+def params_vector(flat: FlatParams) -> np.ndarray:
+    """All parameters as one float32 vector, in sorted path order (the hill's coordinates).
+
+    Examples:
+      >>> params_vector({"b": np.ones(2), "a": np.zeros((1, 2))}).tolist()
+      [0.0, 0.0, 1.0, 1.0]
+    """
+    return np.concatenate([np.asarray(flat[k], np.float32).ravel() for k in sorted(flat)])
+
+
+def params_layout(flat: FlatParams) -> list[tuple[str, tuple[int, ...]]]:
+    """The (path, shape) of each parameter array, in ``params_vector``'s order."""
+    return [(k, tuple(np.shape(flat[k]))) for k in sorted(flat)]
+
+
+def params_from_vector(vector: np.ndarray, layout: list[tuple[str, tuple[int, ...]]]) -> FlatParams:
+    """The inverse of ``params_vector`` for a given ``params_layout``."""
+    flat: FlatParams = {}
+    start = 0
+    for path, shape in layout:
+        size = int(np.prod(shape, dtype=np.int64))
+        flat[path] = np.asarray(vector[start : start + size], np.float32).reshape(shape)
+        start += size
+    if start != len(vector):
+        raise ValueError(f"a vector of {len(vector)} values does not fit a layout of {start}")
+    return flat

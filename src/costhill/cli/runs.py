@@ -106,7 +106,11 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
     """
     from rich.table import Table
 
-    run = load_run(store_path, run_id, with_params=False)
+    from ..store import Store
+
+    with Store(store_path, create=False) as store:
+        run = store.load(run_id, with_params=False)
+        snapshots = store.snapshot_index(run_id)
     if as_json:
         click.echo(
             json.dumps(
@@ -117,6 +121,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
                     "data": run.data,
                     "created_at": run.created_at,
                     "epochs_detail": [vars(e) for e in run.epochs],
+                    "snapshots": snapshots,
                 },
                 indent=1,
             )
@@ -155,6 +160,12 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
             _fmt(e.seconds, 2),
         )
     console.print(table)
+    if snapshots:
+        size = sum(s["bytes"] for s in snapshots)
+        console.print(
+            f"{len(snapshots)} parameter snapshots ({size / 1e6:.1f} MB stored) at steps "
+            + ", ".join(f"{s['step']:,} (cost {_fmt(s['train_cost'])})" for s in snapshots)
+        )
 
 
 @click.command("export-params")

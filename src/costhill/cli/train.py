@@ -258,6 +258,13 @@ def print_summary(run: Run, *, as_json: bool) -> None:
     default=None,
     help="End the run at the epoch that first reaches --target-accuracy.",
 )
+@click.option(
+    "--snapshots",
+    type=int,
+    metavar="K",
+    help="Keep K+1 evenly spaced parameter snapshots, step 0 included, for `costhill hill` "
+    f"[{default('snapshots')}: none].",
+)
 @STORE_OPTION
 @JSON_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")

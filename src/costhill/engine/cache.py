@@ -47,6 +47,7 @@ def epoch_key(
     total_steps: int,
     vectorize: bool = False,
     inject: bool = False,
+    segments: int = 1,
 ) -> tuple[Any, ...]:
     """The key of the compiled epoch that trains ``configs`` (one, or a cohort's arms)."""
     first = configs[0]
@@ -61,6 +62,7 @@ def epoch_key(
         first.seed if first.optimizer == "noisy_sgd" else 0,  # its noise key is closed over
         len(configs) if vectorize else 0,
         tuple((c.lr, c.opt) for c in configs) if inject else (),
+        segments,  # in-epoch snapshots; follows from snapshots and epochs together
     )
 
 

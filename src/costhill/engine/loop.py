@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..initializers import Init, make_initializer, parse_init
 from ..models import Model, make_model
 from ..optimizers import check_hyperparameters, make_optimizer, parse_schedule
-from ..records import EpochCallback, EpochRecord, Run, TargetReached, flatten_params
+from ..records import EpochCallback, EpochRecord, Run, Snapshot, TargetReached, flatten_params
 from ..types import OptState, Params
 from .cache import COMPILE_CACHE, epoch_key, model_key
 from .cpu_tuning import (
@@ -41,7 +41,7 @@ from .cpu_tuning import (
     xla_threads_in_use,
 )
 from .process import prepare_process, versions
-from .steps import epoch_order, make_epoch, make_evaluate
+from .steps import epoch_order, make_epoch, make_evaluate, snapshot_plan
 
 # Fields in which the arms of a cohort may differ; the last two only under a constant schedule
 # (a schedule closes over its peak learning rate).
@@ -228,7 +228,11 @@ def _train(
     )
     opt_state = _initial_opt_state(arms, optimizer, params)
     train_x, train_y = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
-    program = _compile(arms, parts[0][0], optimizer, params, opt_state, (train_x, train_y), custom)
+    snapshots = _Snapshots(arms, n)
+    program = _compile(
+        arms, parts[0][0], optimizer, params, opt_state, (train_x, train_y), custom, snapshots
+    )
+    snapshots.take_initial(runs, params, program.evaluate, (train_x, train_y))
     for run in runs:
         run.compile_seconds = program.compile_seconds
         run.versions.update(program.engine)
@@ -240,7 +244,7 @@ def _train(
     for epoch in range(1, arms.first.epochs + 1):
         started = time.perf_counter()
         order = arms.orders(n, epoch)
-        params, opt_state, costs = program.epoch(params, opt_state, train_x, train_y, order)
+        params, opt_state, costs, *marks = program.epoch(params, opt_state, train_x, train_y, order)
         all_costs = arms.per_arm(np.asarray(costs))  # waits for the epoch to finish
         seconds = time.perf_counter() - started
         measured, eval_seconds = _evaluate(program.evaluate, params, splits)
@@ -248,6 +252,7 @@ def _train(
             run = runs[i]
             record = _record_epoch(run, i, epoch, steps_done, all_costs[i], measured)
             record.seconds, record.eval_seconds = seconds, eval_seconds
+            snapshots.take(run, i, record, params, marks, program.evaluate, splits[0])
             _note_target(run, record, has_validation=len(data.validation) > 0)
             if on_epoch is not None:
                 on_epoch(run, record, run.step_costs[-1])
@@ -261,6 +266,72 @@ def _train(
         if run.status == "running":
             run.status = "finished"
     return runs
+
+
+class _Snapshots:
+    """Which parameter snapshots a run keeps (``snapshot_plan``), taken as its epochs end."""
+
+    def __init__(self, arms: _Arms, num_train: int) -> None:
+        config = arms.first
+        self.arms = arms
+        full_batches = num_train // config.effective_batch_size(num_train)
+        self.segments, self.epochs = snapshot_plan(
+            config.snapshots, epochs=config.epochs, full_batches=full_batches
+        )
+        self.segment_steps = full_batches // self.segments
+        self._costs: dict[tuple[int, int], np.ndarray] = {}  # (epoch, segment): every arm's
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.epochs)
+
+    def _train_costs(self, evaluate: Callable[..., Any], params: Params, split: Any) -> np.ndarray:
+        cost, _ = evaluate(params, split[-2], split[-1])
+        return np.atleast_1d(np.asarray(cost))
+
+    def take_initial(
+        self, runs: list[Run], params: Params, evaluate: Callable[..., Any], split: Any
+    ) -> None:
+        if not self.wanted:
+            return
+        costs = self._train_costs(evaluate, params, split)
+        for i, run in enumerate(runs):
+            run.snapshots.append(_snapshot(0, 0, costs[i], self.arms.pick(params, i)))
+
+    def take(
+        self,
+        run: Run,
+        arm: int,
+        record: EpochRecord,
+        params: Params,
+        marks: list[Any],
+        evaluate: Callable[..., Any],
+        split: Any,
+    ) -> None:
+        """The in-epoch snapshots (``marks``: the segments' end points) and the epoch's end."""
+        if not self.wanted:
+            return
+        first_step = record.steps - len(run.step_costs[-1])
+        for j in range(self.segments - 1):
+            step = first_step + (j + 1) * self.segment_steps
+            if run.diverged_step is not None and step >= run.diverged_step:
+                return
+            point = jax.tree.map(
+                lambda leaf, j=j: leaf[:, j] if self.arms.vectorize else leaf[j], marks[0]
+            )
+            key = (record.epoch, j)
+            if key not in self._costs:
+                self._costs[key] = self._train_costs(evaluate, point, split)
+            cost = self._costs[key][arm]
+            run.snapshots.append(_snapshot(step, record.epoch, cost, self.arms.pick(point, arm)))
+        if record.epoch in self.epochs and run.diverged_step is None:
+            end = self.arms.pick(params, arm)
+            run.snapshots.append(_snapshot(record.steps, record.epoch, record.train_cost, end))
+
+
+def _snapshot(step: int, epoch: int, cost: Any, params: Params) -> Snapshot:
+    value = float(cost)
+    return Snapshot(step, epoch, value if np.isfinite(value) else None, flatten_params(params))
 
 
 def _keep_params_of_stopped(
@@ -355,6 +426,7 @@ def _compile(
     opt_state: OptState,
     train_split: tuple[jax.Array, jax.Array],
     custom: bool,
+    snapshots: _Snapshots,
 ) -> _Program:
     """Compile the epoch (timed apart), or reuse an earlier run's compilation of this shape."""
     config = arms.first
@@ -369,11 +441,17 @@ def _compile(
             total_steps=config.steps_per_epoch(n) * config.epochs,
             vectorize=arms.vectorize,
             inject=arms.inject,
+            segments=snapshots.segments,
         )
 
     def build() -> tuple[Any, dict[str, Any]]:
         body = make_epoch(
-            model, optimizer, num_examples=n, batch_size=batch_size, drop_last=config.drop_last
+            model,
+            optimizer,
+            num_examples=n,
+            batch_size=batch_size,
+            drop_last=config.drop_last,
+            segments=snapshots.segments,
         )
         body = arms.map(body, (0, 0, None, None, 0))
         lowered = jax.jit(body).lower(params, opt_state, *train_split, arms.orders(n, 0))

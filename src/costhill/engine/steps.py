@@ -63,9 +63,16 @@ def make_epoch(
     num_examples: int,
     batch_size: int,
     drop_last: bool,
+    segments: int = 1,
 ) -> Any:
     """A function that trains one epoch and returns (params, opt_state, step_costs); jit it, or
-    vmap it over arms first (``train_cohort``)."""
+    vmap it over arms first (``train_cohort``).
+
+    With ``segments`` > 1 the epoch's full batches are cut into that many equal segments (any
+    left over run after them) and it also returns the parameters at the end of each segment but
+    the last, stacked along a leading axis: the in-epoch snapshots of a run of few epochs. The
+    steps and their results are the same either way.
+    """
 
     def make_step(
         images: Float[Array, "n 28 28"], labels: Int[Array, " n"]
@@ -84,6 +91,23 @@ def make_epoch(
     # iteration cuts; it changed nothing measurable for larger batches (BENCHMARKS.md).
     unroll = 4 if batch_size < 16 else 1
 
+    def run_batches(step: Any, carry: Any, batches: Any) -> tuple[Any, Any, Any]:
+        """Scan ``batches``; with segments, in equal segments that report their end points."""
+        if segments == 1:
+            carry, costs = jax.lax.scan(step, carry, batches, unroll=unroll)
+            return carry, costs, None
+        length = batches.shape[0] // segments
+        body = batches[: segments * length].reshape(segments, length, batch_size)
+
+        def segment(carry: Any, idx: Any) -> tuple[Any, Any]:
+            carry, costs = jax.lax.scan(step, carry, idx, unroll=unroll)
+            return carry, (costs, carry[0])
+
+        carry, (costs, ends) = jax.lax.scan(segment, carry, body)
+        carry, rest = jax.lax.scan(step, carry, batches[segments * length :], unroll=unroll)
+        marks = jax.tree.map(lambda leaf: leaf[:-1], ends)
+        return carry, jnp.concatenate([costs.reshape(-1), rest]), marks
+
     def epoch(params: Params, opt_state: OptState, images, labels, order: Int[Array, " n"]):
         step = make_step(images, labels)
         if batch_size == num_examples:
@@ -92,13 +116,37 @@ def make_epoch(
             (params, opt_state), cost = step((params, opt_state), slice(None))
             return params, opt_state, cost[None]
         head, tail = split_batches(order, batch_size, drop_last=drop_last)
-        (params, opt_state), costs = jax.lax.scan(step, (params, opt_state), head, unroll=unroll)
+        (params, opt_state), costs, marks = run_batches(step, (params, opt_state), head)
         if tail.shape[0]:
             (params, opt_state), last = step((params, opt_state), tail)
             costs = jnp.concatenate([costs, last[None]])
+        if segments > 1:
+            return params, opt_state, costs, marks
         return params, opt_state, costs
 
     return epoch
+
+
+def snapshot_plan(snapshots: int, *, epochs: int, full_batches: int) -> tuple[int, list[int]]:
+    """How a run keeps ``snapshots`` + 1 evenly spaced snapshots (step 0 is always one):
+    (segments per epoch, the epochs whose end is a snapshot).
+
+    With at least as many epochs as snapshots, at the ends of evenly spaced epochs; with fewer,
+    every epoch is cut into ``ceil(snapshots / epochs)`` segments (at most its full batches), so
+    a run of few epochs gets one every k steps.
+
+    Examples:
+      >>> snapshot_plan(4, epochs=8, full_batches=100)
+      (1, [2, 4, 6, 8])
+      >>> snapshot_plan(6, epochs=2, full_batches=100)
+      (3, [1, 2])
+    """
+    if snapshots <= 0:
+        return 1, []
+    if epochs >= snapshots:
+        return 1, sorted({round(j * epochs / snapshots) for j in range(1, snapshots + 1)})
+    segments = max(1, min(math.ceil(snapshots / epochs), full_batches))
+    return segments, list(range(1, epochs + 1))
 
 
 def make_evaluate(model: Model) -> Callable[..., tuple[Array, Array]]:

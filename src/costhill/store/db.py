@@ -25,9 +25,25 @@ import numpy as np
 
 from ..config import from_dict
 from ..errors import StoreError
-from ..records import EpochRecord, Run, TargetReached
+from ..records import (
+    EpochRecord,
+    Run,
+    Snapshot,
+    TargetReached,
+    params_from_vector,
+    params_layout,
+    params_vector,
+)
 from .claims import Claims
-from .schema import DEFAULT_STORE, DONE, EPOCH_COLUMNS, SCHEMA, SCHEMA_VERSION, SUMMARY_COLUMNS
+from .schema import (
+    DEFAULT_STORE,
+    DONE,
+    EPOCH_COLUMNS,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+)
 
 # SQLite's default limit on the variables of one statement is 999 in older builds.
 _IN_CHUNK = 500
@@ -99,16 +115,40 @@ class Store(Claims):
                     f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta "
                     f"VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
                 )
-            version = self.db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()[0]
-            if int(version) != SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path}: schema version {version}, this costhill reads "
-                    f"version {SCHEMA_VERSION}"
-                )
+            self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {self.path}: cannot be opened as a store ({err})") from None
+
+    def _version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        """Bring a store of an older schema up to this one, in place: a backup beside it first
+        (``NAME.schema-vN.bak``), then each step in one transaction. A store from a newer
+        costhill is refused, naming both versions."""
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path}: schema version {version} was written by a newer costhill; "
+                f"this one reads versions up to {SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        backup = self.path.with_name(f"{self.path.name}.schema-v{version}.bak")
+        if not backup.exists():
+            with sqlite3.connect(backup) as copy:
+                self.db.backup(copy)
+            copy.close()
+        with self._transaction():
+            version = self._version()  # another process may have migrated meanwhile
+            while version < SCHEMA_VERSION:
+                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
+                    self.db.execute(statement)
+                version += 1
+            self.db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -181,7 +221,27 @@ class Store(Claims):
                 (run.run_id, record.epoch, len(costs), blob),
             )
             self._write_summary(run)
+            self._write_snapshots(run, record.epoch)
             self.beat(run.config.config_hash())
+
+    def _write_snapshots(self, run: Run, epoch: int) -> None:
+        """The run's snapshots taken in ``epoch`` (and the initial one, with the first epoch):
+        each a zlib-compressed float32 vector in sorted path order, with its layout."""
+        for snapshot in run.snapshots:
+            if snapshot.epoch != epoch and not (epoch == 1 and snapshot.epoch == 0):
+                continue
+            vector = params_vector(snapshot.params)
+            self.db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    snapshot.step,
+                    snapshot.epoch,
+                    _finite_or_none(snapshot.train_cost),
+                    json.dumps(params_layout(snapshot.params)),
+                    zlib.compress(vector.astype("<f4").tobytes(), 1),
+                ),
+            )
 
     def _write_summary(self, run: Run) -> None:
         summary = run.summary()
@@ -334,6 +394,59 @@ class Store(Claims):
             created_at=d["created_at"],
         )
 
+    def snapshot_index(self, run_id: int) -> list[dict[str, Any]]:
+        """Each stored snapshot of a run without its parameters: step, epoch, training cost and
+        stored bytes."""
+        rows = self.db.execute(
+            "SELECT step, epoch, train_cost, length(data) AS bytes FROM snapshots "
+            "WHERE run_id = ? ORDER BY step",
+            (run_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def load_snapshots(self, run_id: int) -> list[Snapshot]:
+        """A run's snapshots with their parameters, in step order."""
+        rows = self.db.execute(
+            "SELECT * FROM snapshots WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
+        snapshots = []
+        for r in rows:
+            layout = [(path, tuple(shape)) for path, shape in json.loads(r["layout"])]
+            try:
+                params = params_from_vector(_read_vector(r["data"]), layout)
+            except (ValueError, zlib.error) as err:
+                message = f"run {run_id}: snapshot at step {r['step']} is damaged ({err})"
+                raise StoreError(message) from None
+            snapshots.append(Snapshot(r["step"], r["epoch"], r["train_cost"], params))
+        return snapshots
+
+    def save_sharpness(self, run_id: int, examples: int, values: dict[str, Any]) -> None:
+        """Keep the sharpness measured at a run's end point on ``examples`` training examples."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO sharpness VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    examples,
+                    _finite_or_none(values["top_eigenvalue"]),
+                    _finite_or_none(values["trace"]),
+                    values["iterations"],
+                    values["probes"],
+                    values["seconds"],
+                    _now(),
+                ),
+            )
+
+    def sharpness(self, run_id: int, examples: int | None = None) -> dict[str, Any] | None:
+        """The latest sharpness stored for a run (measured on ``examples`` examples, if given)."""
+        query = "SELECT * FROM sharpness WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if examples is not None:
+            query += " AND examples = ?"
+            args.append(examples)
+        row = self.db.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
+        return None if row is None else dict(row)
+
     def load_params(self, run_id: int) -> dict[str, np.ndarray]:
         return {
             r["path"]: np.frombuffer(zlib.decompress(r["data"]), dtype=np.dtype(r["dtype"]))
@@ -343,6 +456,10 @@ class Store(Claims):
                 "SELECT * FROM params WHERE run_id = ? ORDER BY path", (run_id,)
             )
         }
+
+
+def _read_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(blob), dtype="<f4").astype(np.float32)
 
 
 def load_run(run_id: int, store: str | Path = DEFAULT_STORE) -> Run:

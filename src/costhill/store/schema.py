@@ -2,7 +2,7 @@
 
 from ..config import DEFAULT_STORE as DEFAULT_STORE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +85,27 @@ CREATE TABLE IF NOT EXISTS params (
     data BLOB NOT NULL,
     PRIMARY KEY (run_id, path)
 );
+-- version 2: parameter snapshots along a run (the hill's paths) and sharpness at its end
+CREATE TABLE IF NOT EXISTS snapshots (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    train_cost REAL,
+    layout TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS sharpness (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    examples INTEGER NOT NULL,
+    top_eigenvalue REAL,
+    trace REAL,
+    iterations INTEGER NOT NULL,
+    probes INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, examples)
+);
 """
 SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
@@ -104,3 +125,8 @@ EPOCH_COLUMNS = [
     "seconds",
     "eval_seconds",
 ]
+
+# What turns a store of schema version N into N + 1, run in one transaction after a backup.
+MIGRATIONS = {
+    1: SCHEMA[SCHEMA.index("-- version 2") :],
+}
