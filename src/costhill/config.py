@@ -28,6 +28,8 @@ ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "gelu")
 DEFAULT_STORE = "costhill-runs.db"  # the run store's file, in the working directory
 # How a sweep may group runs into vmapped cohorts (``sweeps.executors.cohort_groups``).
 COHORT_CHOICES = ("auto", "always", "never")
+# The planes a cost hill can be drawn on (``results.hill``).
+HILL_PLANES = ("pca", "endpoints", "random")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "gelu": jax.nn.gelu,
 }
 MODELS = MODEL_NAMES
+# Models made of dense layers only (their first layer is a product with the flattened image).
+DENSE_MODELS = ("mlp", "logreg")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
@@ -164,6 +166,20 @@ def cnn(*, convolution: Convolution | None = None) -> Model:
     conv_flops = 2 * 28 * 28 * 25 * 1 * 32 + 2 * 14 * 14 * 25 * 32 * 64
     dense_flops = sum(2 * a * b for a, b in zip(dense_sizes[:-1], dense_sizes[1:], strict=True))
     return Model("cnn", init, apply, conv_flops + dense_flops, eval_chunk=100)
+
+
+def dense_layers_after_first(
+    params: Params, first: Float[Array, "batch width"], activation: str
+) -> Float[Array, "batch 10"]:
+    """The rest of a dense model's forward pass (``mlp``, ``logreg``), from the first layer's
+    pre-activations ``first`` of a batch: what the hill needs to evaluate many points of one
+    plane, whose first-layer products are linear in the plane's coordinates."""
+    act = ACTIVATIONS[activation]
+    x = first
+    for i in range(1, sum(1 for name in params if name.startswith("dense_"))):
+        layer = params[f"dense_{i}"]
+        x = act(x) @ layer["kernel"] + layer["bias"]
+    return x
 
 
 def make_model(name: str, *, hidden: Sequence[int] = (200, 100, 30), activation: str = "relu"):

@@ -43,9 +43,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import catalog, compare, data, export, predict, runs, sweep, train
+    from . import catalog, compare, data, export, hill, predict, runs, sweep, train
 
-    for module in (train, runs, predict, sweep, compare, export, data, catalog):
+    for module in (train, runs, predict, hill, sweep, compare, export, data, catalog):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..models import IMAGE_SHAPE, NUM_CLASSES
+from ..models import DENSE_MODELS, IMAGE_SHAPE, NUM_CLASSES
 
 # Plain SGD's update is one multiply-add a parameter and bound by memory; at 512 bits XLA's own
 # batch-1 matrix-vector products ran slower than at 256.
@@ -35,7 +35,7 @@ _NARROW_VECTOR_OPTIMIZERS = frozenset({"sgd"})
 # Models made of dense layers only. Their products ran faster in Eigen than in YNNPACK (XLA's
 # default for plain dots); the CNN's ran slower.
 # Their parameter count follows from the config alone (``parameter_bytes``).
-_DENSE_MODELS = frozenset({"mlp", "logreg"})
+_DENSE_MODELS = frozenset(DENSE_MODELS)
 
 # Above this batch size a plain-SGD step has enough work to share between cores (batch 16 ran
 # alike on one thread and on two, batch 64 slower on one).
