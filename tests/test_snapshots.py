@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from costhill.errors import StoreError
 from costhill.store import SCHEMA_VERSION, Store
 
 FIXTURES = Path(__file__).parent / "data"
-BASE = dict(dataset="fashion-mnist-sample", validation=300, batch_size=100)
+BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300, batch_size=100)
 
 
 @pytest.mark.parametrize(

@@ -296,7 +296,7 @@ class PlaneCosts:
             return {k: {n: jnp.asarray(a) for n, a in v.items()} for k, v in _nested(flat)}
 
         self.trees = (tree(plane.origin), tree(plane.directions[0]), tree(plane.directions[1]))
-        self._compiled: dict[tuple[int, int], Any] = {}
+        self._compiled: Any = None  # jit keeps one executable per shape of points and subset
 
     def flop(self, points: int, examples: int) -> float:
         return 2.0 * self.model.forward_flops * points * examples
@@ -309,19 +309,15 @@ class PlaneCosts:
         padded = math.ceil(len(points) / chunk) * chunk
         grid = np.zeros((padded, 2), np.float32)
         grid[: len(points)] = points
-        fn = self._function(chunk)
-        costs = fn(*self.trees, jnp.asarray(grid.reshape(-1, chunk, 2)), images, labels)
+        if self._compiled is None:
+            self._compiled = self._build()
+        costs = self._compiled(*self.trees, jnp.asarray(grid.reshape(-1, chunk, 2)), images, labels)
         return np.asarray(costs).reshape(-1)[: len(points)].astype(np.float64)
 
     def _chunk(self, examples: int) -> int:
         # Points evaluated at once: bounded so that their activations stay near 64 MB.
         width = max(self.config.hidden or (10,)) if self.dense else 28 * 28 * 64
         return max(1, min(64, 2**26 // max(1, examples * width * 4)))
-
-    def _function(self, chunk: int) -> Any:
-        if chunk not in self._compiled:
-            self._compiled[chunk] = self._build()
-        return self._compiled[chunk]
 
     def _build(self) -> Any:
         import jax
