@@ -43,9 +43,36 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import catalog, compare, data, export, hill, predict, runs, sweep, train
+    from . import (
+        catalog,
+        compare,
+        data,
+        diagnose,
+        export,
+        hill,
+        plot,
+        predict,
+        report,
+        runs,
+        sweep,
+        train,
+    )
 
-    for module in (train, runs, predict, hill, sweep, compare, export, data, catalog):
+    modules = (
+        train,
+        runs,
+        plot,
+        predict,
+        hill,
+        diagnose,
+        report,
+        sweep,
+        compare,
+        export,
+        data,
+        catalog,
+    )
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -65,7 +65,7 @@ def compare(
 
     name = sweep_name_of(plan, sweep_name)
     at = parse_budget(at_budget) if at_budget else None
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         result = run_compare(store, name, by=by, at=at, target=target)
     if as_json:
         click.echo(result.to_json())

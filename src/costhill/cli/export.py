@@ -50,7 +50,7 @@ def export(
     from ..results import exports
     from ..store import Store
 
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         if mlflow_uri:
             from ..results.mlflow import export_to_mlflow
 

@@ -1,4 +1,4 @@
-"""Reading the store: ``runs``, ``show``, ``plot``, ``export-params``."""
+"""Reading the store: ``runs``, ``show``, ``export-params``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def load_run(store_path: str, run_id: int, *, with_params: bool = True) -> Run:
     from ..store import Store
 
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         return store.load(run_id, with_params=with_params)
 
 
@@ -48,7 +48,7 @@ def runs_command(store_path: str, status: str | None, last: int | None, as_json:
 
     from ..store import Store
 
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         rows = store.list_runs(status=status, limit=last)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
@@ -108,7 +108,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
 
     from ..store import Store
 
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         run = store.load(run_id, with_params=False)
         snapshots = store.snapshot_index(run_id)
     if as_json:
@@ -191,34 +191,4 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
     click.echo(f"wrote {len(run.params)} arrays of run {run_id} to {out}")
 
 
-@click.command()
-@click.argument("run_ids", nargs=-1, required=True, type=int)
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), help="Image file (.png, .pdf, .svg)."
-)
-@click.option(
-    "--x",
-    "x_axis",
-    type=click.Choice(["step", "epoch", "seconds"]),
-    default="step",
-    show_default=True,
-)
-@click.option("--log-y", is_flag=True, help="Logarithmic cost axis.")
-@STORE_OPTION
-def plot(run_ids: tuple[int, ...], out: str, x_axis: str, log_y: bool, store_path: str) -> None:
-    """Draw the cost curves of stored runs: per step faint, per epoch bold.
-
-    \b
-    Example:
-        costhill plot 1 2 3 --out costs.png --x epoch
-    """
-    from ..results.plots import plot_costs
-    from ..store import Store
-
-    with Store(store_path, create=False) as store:
-        runs = [store.load(r, with_params=False) for r in run_ids]
-    path = plot_costs(runs, out, x=x_axis, log_y=log_y)
-    click.echo(f"wrote {path}")
-
-
-COMMANDS = [runs_command, show, export_params, plot]
+COMMANDS = [runs_command, show, export_params]

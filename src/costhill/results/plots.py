@@ -114,13 +114,14 @@ def plot_costs(
     return out
 
 
-def _figure(width: float, height: float) -> tuple[Any, Any]:
+def _figure(width: float, height: float, **grid: Any) -> tuple[Any, Any]:
+    """A figure and its axes (``grid``: ``plt.subplots``'s nrows, ncols, height_ratios)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), layout="constrained")
+    return plt.subplots(figsize=(width, height), layout="constrained", **grid)
 
 
 def _save(fig: Any, out: str | Path, *, svg_twin: bool = False) -> list[Path]:
@@ -140,14 +141,7 @@ def _save(fig: Any, out: str | Path, *, svg_twin: bool = False) -> list[Path]:
 
 def plot_hill(hill: Any, out: str | Path) -> list[Path]:
     """The hill's contours with every run's path on them (``results.hill.Hill``): PNG and SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, notes_ax) = plt.subplots(
-        2, 1, figsize=(9, 8.2), layout="constrained", height_ratios=[12, 1.5]
-    )
+    fig, (ax, notes_ax) = _figure(9, 8.2, nrows=2, height_ratios=[12, 1.5])
     surface = np.asarray(hill.surface, dtype=np.float64)
     finite = surface[np.isfinite(surface)]
     low, high = float(finite.min()), float(finite.max())
@@ -214,3 +208,236 @@ def plot_lines(lines: list[Any], out: str | Path) -> list[Path]:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, out, svg_twin=True)
+
+
+def plot_diagnostics(found: list[Any], out: str | Path) -> Path:
+    """Per layer, each initializer's activation std and log10 update ratio, at each step shown
+    (``results.diagnostics.Diagnosis`` objects)."""
+    fig, (std_ax, ratio_ax) = _figure(11, 4.5, ncols=2)
+    inits = list(dict.fromkeys(d.init for d in found))
+    for d in found:
+        layers = [layer.name for layer in d.layers]
+        style = "-" if d.step == 0 else "--"
+        color = f"C{inits.index(d.init) % 10}"
+        std_ax.plot(
+            layers,
+            [layer.activation_std for layer in d.layers],
+            style,
+            marker="o",
+            color=color,
+            label=f"{d.init}, step {d.step}",
+        )
+        ratios = [layer.log10_update_ratio for layer in d.layers]
+        ratio_ax.plot(
+            layers,
+            [np.nan if r is None or not np.isfinite(r) else r for r in ratios],
+            style,
+            marker="o",
+            color=color,
+            label=f"{d.init}, step {d.step}",
+        )
+    std_ax.set_yscale("log")
+    std_ax.set_title("activation std per layer")
+    ratio_ax.axhline(-3, color="grey", linestyle=":", label="≈ −3: the usual healthy value")
+    ratio_ax.set_title("log10 update / parameter per layer")
+    for ax in (std_ax, ratio_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, out)[0]
+
+
+def _hill_panel(ax: Any, hill: Any) -> None:
+    surface = np.asarray(hill.surface, dtype=np.float64)
+    finite = surface[np.isfinite(surface)]
+    levels = np.geomspace(max(float(finite.min()), 1e-6), float(finite.max()) * 1.0001 + 1e-6, 25)
+    ax.contourf(hill.alphas, hill.betas, surface, levels=levels, cmap="viridis")
+    for i, path in enumerate(hill.paths):
+        coords = np.asarray(path.coords)
+        ax.plot(coords[:, 0], coords[:, 1], "-o", color=f"C{i % 10}", markersize=2.5, linewidth=1.5)
+        ax.plot(*coords[-1], "*", color=f"C{i % 10}", markersize=11, markeredgecolor="black")
+    ax.plot(0, 0, "s", color="white", markeredgecolor="black")
+    ax.set_xlabel(hill.axis_labels[0], fontsize=8)
+    ax.set_ylabel(hill.axis_labels[1], fontsize=8)
+    ax.set_title(f"their paths on one hill ({hill.plane}, from one start)")
+
+
+def plot_regimes(runs: list[Run], stats: list[Any], hill: Any, out: str | Path) -> Path:
+    """The article's slide from real runs: full-batch, mini-batch and stochastic descent at equal
+    epochs and at equal wall-clock, and (with snapshots) their paths on one shared hill."""
+    fig, axes = _figure(13, 9.5, nrows=2, ncols=2)
+    by_epoch, by_seconds, hill_ax, text_ax = axes.ravel()
+    for i, run in enumerate(runs):
+        if not run.step_costs:
+            continue
+        color = f"C{i % 10}"
+        for ax, axis in ((by_epoch, "epoch"), (by_seconds, "seconds")):
+            positions, ends = step_axis(run, axis)
+            bx, by = _block_means(positions, run.all_step_costs().astype(np.float64))
+            ax.plot(bx, by, color=color, alpha=0.3, linewidth=0.6)
+            ax.plot(
+                ends,
+                [e.mean_step_cost for e in run.epochs[: len(ends)]],
+                color=color,
+                linewidth=2,
+                label=run_label(run),
+            )
+    bold = [e.mean_step_cost for run in runs for e in run.epochs if np.isfinite(e.mean_step_cost)]
+    for ax, label in ((by_epoch, "epoch"), (by_seconds, "training seconds")):
+        ax.set_xlabel(label)
+        ax.set_ylabel("cost (each step faint, each epoch's mean bold)")
+        ax.set_yscale("log")
+        if bold:  # single examples' costs span decades: keep the means in view
+            ax.set_ylim(min(bold) / 4, max(bold) * 4)
+        ax.grid(True, alpha=0.3)
+    by_epoch.set_title("at equal epochs")
+    by_seconds.set_title("at equal wall-clock")
+    by_epoch.legend(fontsize=7)
+    if hill is not None:
+        _hill_panel(hill_ax, hill)
+    else:
+        hill_ax.axis("off")
+        hill_ax.text(0.5, 0.5, "no snapshots: train with --snapshots K for the paths", ha="center")
+    text_ax.axis("off")
+    lines = ["run   regime        batch   step-to-step std   path / distance"]
+    for s in stats:
+        noise = "—" if s.step_noise is None else f"{s.step_noise:.3g}"
+        ratio = "—" if s.path_ratio is None else f"{s.path_ratio:.3f}"
+        lines.append(f"{s.run_id:<5} {s.regime:<13} {s.batch_size:<7} {noise:<18} {ratio}")
+    text_ax.text(0, 1, "\n".join(lines), family="monospace", fontsize=9, va="top")
+    text_ax.set_title("zig-zag, measured")
+    return _save(fig, out, svg_twin=True)[0]
+
+
+def plot_accuracy(runs: list[Run], out: str | Path) -> Path:
+    """Train, validation and test accuracy per epoch; the best validation epoch and the
+    generalization gap (train − validation) there are marked."""
+    fig, ax = _figure(9, 5.5)
+    for i, run in enumerate(runs):
+        color, epochs = f"C{i % 10}", [e.epoch for e in run.epochs]
+        for split, style in (("train", ":"), ("val", "-"), ("test", "--")):
+            values = [getattr(e, f"{split}_accuracy") for e in run.epochs]
+            if any(v is not None for v in values):
+                ax.plot(
+                    epochs,
+                    [np.nan if v is None else v for v in values],
+                    style,
+                    color=color,
+                    label=f"{run_label(run)} · {split}" if split == "val" else None,
+                )
+        scored = [e for e in run.epochs if e.val_accuracy is not None]
+        if scored:
+            best = max(scored, key=lambda e: e.val_accuracy or 0.0)
+            gap = best.train_accuracy - (best.val_accuracy or 0.0)
+            ax.plot(
+                best.epoch,
+                best.val_accuracy,
+                "*",
+                color=color,
+                markersize=13,
+                markeredgecolor="black",
+            )
+            ax.annotate(
+                f"gap {gap:+.3f}",
+                (best.epoch, best.val_accuracy),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, -12),
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (train dotted, validation solid, test dashed)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out)[0]
+
+
+def plot_lr_sensitivity(
+    points: dict[str, list[tuple[float, float, float]]], out: str | Path
+) -> Path:
+    """Final validation accuracy against the learning rate, per optimizer (as in DeepOBS):
+    ``points[optimizer]`` = [(lr, mean, std) over seeds]."""
+    fig, ax = _figure(8, 5)
+    for i, (name, values) in enumerate(sorted(points.items())):
+        values = sorted(values)
+        lrs, means, stds = (np.array(v) for v in zip(*values, strict=True))
+        ax.errorbar(lrs, means, yerr=stds, marker="o", capsize=3, color=f"C{i % 10}", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final validation accuracy (mean ± std over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)[0]
+
+
+def plot_confusion(confusion: np.ndarray, names: list[str], out: str | Path) -> Path:
+    """A confusion matrix with each class's accuracy in its row's label."""
+    fig, ax = _figure(8, 7)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    ax.imshow(confusion, cmap="Blues")
+    for (row, col), count in np.ndenumerate(confusion):
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(
+        range(len(names)),
+        [f"{n} ({a:.0%})" for n, a in zip(names, per_class, strict=True)],
+        fontsize=8,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (per-class accuracy)")
+    return _save(fig, out)[0]
+
+
+def plot_misclassified(
+    images: np.ndarray, labels: Any, guesses: Any, names: list[str], out: str | Path
+) -> Path:
+    columns = 8
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = _figure(columns * 1.4, rows * 1.7, nrows=rows, ncols=columns)
+    for ax in np.atleast_1d(axes).ravel():
+        ax.axis("off")
+    for ax, image, label, guess in zip(
+        np.atleast_1d(axes).ravel(), images, labels, guesses, strict=False
+    ):
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"{names[label]}\n→ {names[guess]}", fontsize=6.5)
+    return _save(fig, out)[0]
+
+
+def plot_parallel(rows: list[dict[str, Any]], axes: list[str], out: str | Path) -> Path:
+    """Parallel coordinates of a sweep: one vertical axis per hyperparameter (log-scaled where
+    all positive and spanning a decade), lines coloured by best validation accuracy."""
+    import matplotlib
+
+    fig, ax = _figure(10, 5.5)
+    columns = []
+    for name in axes:
+        raw = [r.get(name) for r in rows]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        if numeric:
+            values = np.array(raw, dtype=np.float64)
+            if (values > 0).all() and values.max() / values.min() >= 10:
+                values = np.log10(values)
+                name = f"log10 {name}"
+        else:
+            levels = sorted({str(v) for v in raw})
+            values = np.array([levels.index(str(v)) for v in raw], dtype=np.float64)
+        span = values.max() - values.min()
+        columns.append((name, (values - values.min()) / (span if span else 1.0)))
+    scores = np.array([r.get("best_val_accuracy") or 0.0 for r in rows])
+    cmap = matplotlib.colormaps["viridis"]
+    norm = matplotlib.colors.Normalize(
+        scores.min(), scores.max() if scores.max() > scores.min() else scores.min() + 1
+    )
+    for j in np.argsort(scores):
+        ax.plot(
+            range(len(columns)),
+            [c[1][j] for c in columns],
+            color=cmap(norm(scores[j])),
+            alpha=0.7,
+            linewidth=1.2,
+        )
+    ax.set_xticks(range(len(columns)), [c[0] for c in columns])
+    ax.set_yticks([])
+    fig.colorbar(
+        matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="best validation accuracy"
+    )
+    return _save(fig, out)[0]

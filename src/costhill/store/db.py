@@ -94,21 +94,30 @@ class Store(Claims):
       []
     """
 
-    def __init__(self, path: str | Path = DEFAULT_STORE, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_STORE, *, create: bool = True, read_only: bool = False
+    ) -> None:
+        """Open (or, with ``create``, make) the store at ``path``. ``read_only`` opens it the way
+        a report reads it while a sweep writes: SQLite's read-only mode, under WAL, which takes
+        no lock that a writer waits on (it needs the store's current schema)."""
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        self.read_only = read_only
+        if (read_only or not create) and not self.path.is_file():
             raise StoreError(f"store {self.path}: no such store")
         if self.path.is_dir():
             raise StoreError(f"store {self.path}: is a directory, not a store file")
         try:
-            self.db = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db = self._connect()
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 raise StoreError(f"store {self.path}: an SQLite file, but not a costhill store")
+            if read_only:
+                if self._version() < SCHEMA_VERSION:  # migrate once, then read as asked
+                    self.db.close()
+                    Store(self.path).close()
+                    self.db = self._connect()
+                self._check_version_for_reading()
+                return
             _use_write_ahead_log(self.db, _BUSY_TIMEOUT_SECONDS)
             if not tables:
                 self.db.executescript(
@@ -118,6 +127,24 @@ class Store(Claims):
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {self.path}: cannot be opened as a store ({err})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            target, uri = f"{self.path.resolve().as_uri()}?mode=ro", True
+        else:
+            target, uri = str(self.path), False
+        db = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=uri)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _check_version_for_reading(self) -> None:
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path}: schema version {version} was written by a newer costhill; "
+                f"this one reads versions up to {SCHEMA_VERSION}"
+            )
 
     def _version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -161,6 +188,8 @@ class Store(Claims):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self.read_only:
+            raise StoreError(f"store {self.path}: opened read-only")
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
