@@ -305,8 +305,19 @@ def train(
     type=click.Path(dir_okay=False),
     help="Where to draw the cost curve.",
 )
-def demo(epochs: int | None, data_dir: str | None, store_path: str, out: str) -> None:
-    """Reproduce the article: train the seed MLP, draw its cost, name some test images.
+@click.option(
+    "--report",
+    "report_path",
+    default="costhill-demo.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the run's HTML report.",
+)
+def demo(
+    epochs: int | None, data_dir: str | None, store_path: str, out: str, report_path: str
+) -> None:
+    """Reproduce the article: train the seed MLP, draw its cost, name some test images, and
+    write the HTML report of the run (its curves, its path on the cost hill, its predictions).
 
     Uses the full Fashion-MNIST where it is found, else the sample shipped with costhill.
 
@@ -318,10 +329,12 @@ def demo(epochs: int | None, data_dir: str | None, store_path: str, out: str) ->
 
     from ..data import full_data_available
     from ..results.plots import plot_costs
+    from ..results.report import write_report
+    from ..store import Store
     from .predict import show_predictions
 
     console = make_console()
-    flags: dict[str, Any] = {"epochs": epochs}
+    flags: dict[str, Any] = {"epochs": epochs, "snapshots": 10}
     if full_data_available(data_dir):
         console.print("[bold]costhill demo[/]: the article's seed run on the full Fashion-MNIST")
     else:
@@ -338,6 +351,11 @@ def demo(epochs: int | None, data_dir: str | None, store_path: str, out: str) ->
     plot_costs([run], out)
     console.print(f"cost curve: {out}")
     show_predictions(run, data_dir=data_dir, indices=None, count=5, seed=None)
+    with Store(store_path, read_only=True) as store:
+        summary = write_report(
+            store, report_path, run_ids=[int(run.run_id or 0)], data_dir=data_dir
+        )
+    console.print(f"report (open it in a browser): {summary.path.resolve()}")
 
 
 COMMANDS = [train, demo]

@@ -1,0 +1,136 @@
+"""The figures and diagnostics, from the committed fixture store (tests/data/runs.db) and from
+the CLI, in-process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from costhill.config import RunConfig
+from costhill.results.diagnostics import diagnose_initializers
+from costhill.results.regimes import regime_stats
+from costhill.store import Store
+
+FIXTURE = Path(__file__).parent / "data" / "runs.db"
+
+
+@pytest.fixture
+def store_copy(tmp_path) -> Path:
+    path = tmp_path / "runs.db"
+    shutil.copy(FIXTURE, path)
+    return path
+
+
+def test_the_fixtures_regimes_show_what_the_article_claims(store_copy):
+    with Store(store_copy, read_only=True) as store:
+        stats = regime_stats(store, [1, 2, 3, 4])
+    by_regime = {s.batch_size: s for s in stats}
+    full, stochastic = by_regime[1500], by_regime[1]
+    assert full.regime == "full-batch" and stochastic.regime == "stochastic"
+    assert stochastic.step_noise is not None and full.step_noise is not None
+    assert stochastic.step_noise >= 10 * full.step_noise
+    ratios = [by_regime[b].path_ratio for b in (1500, 256, 64, 1)]
+    assert all(r is not None for r in ratios)
+    assert ratios == sorted(ratios)  # straighter the larger the batch
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("1", "2"),
+        ("regimes", "--sweep", "hill"),
+        ("accuracy", "1", "3"),
+        ("lr", "--sweep", "hill"),
+        ("confusion", "3"),
+        ("misclassified", "3"),
+        ("parallel", "--sweep", "hill"),
+    ],
+)
+def test_every_kind_of_plot_is_drawn(invoke, store_copy, tmp_path, args):
+    out = tmp_path / "figure.png"
+    result = invoke("plot", *args, "--out", out, "--store", store_copy)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("lr", "3"), "plot lr reads a sweep"),
+        (("regimes", "x"), "expected run ids after the kind"),
+        (("confusion", "1", "2"), "plot confusion draws one run"),
+        ((), "name runs or --sweep NAME"),
+    ],
+)
+def test_bad_plot_arguments_are_one_clear_line(invoke, store_copy, tmp_path, args, message):
+    result = invoke("plot", *args, "--out", tmp_path / "x.png", "--store", store_copy)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_the_regimes_plot_prints_its_measurements(invoke, store_copy, tmp_path):
+    result = invoke(
+        "plot", "regimes", "--sweep", "hill", "--out", tmp_path / "r.png", "--store", store_copy
+    )
+    assert "step-to-step std" in result.stdout and "path / distance" in result.stdout
+    assert (tmp_path / "r.svg").exists()
+
+
+def test_zeros_make_every_hidden_unit_identical_and_a_wide_normal_blows_up():
+    base = RunConfig(dataset="fashion-mnist-sample", hidden=(20, 10))
+    zeros, wide, he = diagnose_initializers(
+        [
+            base.replace(init="zeros"),
+            base.replace(init="normal:stddev=1.0"),
+            base.replace(init="he_normal"),
+        ]
+    )
+    assert [layer.identical_units for layer in zeros.layers[:-1]] == [20, 10]
+    assert all(layer.dead == 1.0 for layer in zeros.layers[:-1])  # ReLU(0) = 0 everywhere
+    assert all(layer.identical_units == 1 for layer in he.layers[:-1])
+    assert wide.layers[-1].activation_std > 100 * he.layers[-1].activation_std
+    assert wide.cost > 10 * he.cost
+    for layer in he.layers:  # He's init gives the std He's argument prescribes
+        assert layer.weight_std == pytest.approx(layer.predicted_std, rel=0.15)
+    assert he.layers[0].log10_update_ratio is not None
+
+
+def test_tanh_saturation_is_measured():
+    base = RunConfig(dataset="fashion-mnist-sample", hidden=(20,), activation="tanh")
+    wide, glorot = diagnose_initializers(
+        [base.replace(init="normal:stddev=1.0"), base.replace(init="glorot_uniform")]
+    )
+    assert wide.layers[0].saturated is not None and glorot.layers[0].saturated is not None
+    assert wide.layers[0].saturated > 0.5 > glorot.layers[0].saturated
+
+
+def test_diagnose_from_the_cli_after_training_steps(invoke, tmp_path):
+    out = tmp_path / "diagnostics.png"
+    result = invoke(
+        "diagnose",
+        "--init",
+        "zeros",
+        "--init",
+        "he_normal",
+        "--hidden",
+        "20,10",
+        "--steps",
+        "3",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert "20/20" in result.stdout  # zeros: every hidden unit of the first layer identical
+    assert out.exists()
+    bad = invoke("diagnose", "--init", "glorot", "--steps", "0")
+    assert bad.exit_code == 2 and "--init 'glorot': unknown initializer" in bad.stderr
+
+
+def test_report_from_the_cli(invoke, store_copy, tmp_path):
+    out = tmp_path / "report.html"
+    result = invoke("report", "--sweep", "hill", "--no-hill", "--out", out, "--store", store_copy)
+    assert result.exit_code == 0, result.output
+    assert "Predictions" in result.stdout and out.stat().st_size > 1_000_000
+    missing = invoke("report", "7", "--out", out, "--store", store_copy)
+    assert missing.exit_code == 2 and "not in" in missing.stderr
