@@ -18,6 +18,7 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ARMS = {
     "batch 32": {"batch_size": 32, "lr": 1e-3},
