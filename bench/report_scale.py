@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SIZES = (50, 1000)
 
@@ -70,7 +71,7 @@ def main() -> None:
     from costhill.results.report import write_report
     from costhill.store import Store
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         for size in SIZES:
             path = Path(folder) / f"runs{size}.db"
@@ -91,10 +92,8 @@ def main() -> None:
     print("| runs | write | size | Chromium opens and draws it |")
     print("|---|---|---|---|")
     for r in rows:
-        opened = "—" if r["open_seconds"] is None else f"{r['open_seconds']:.1f} s"
-        print(
-            f"| {r['runs']:,} | {r['write_seconds']:.1f} s | {r['megabytes']:.1f} MB | {opened} |"
-        )
+        shown = "—" if r["open_seconds"] is None else f"{r['open_seconds']:.1f} s"
+        print(f"| {r['runs']:,} | {r['write_seconds']:.1f} s | {r['megabytes']:.1f} MB | {shown} |")
 
 
 if __name__ == "__main__":

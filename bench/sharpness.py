@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ARMS = {
+ARMS: dict[str, dict[str, Any]] = {
     "batch 32": {"batch_size": 32, "lr": 1e-3},
     "full-batch": {"batch_size": "full", "lr": 1e-2},
 }
@@ -41,7 +41,7 @@ def main() -> None:
 
     data = load("fashion-mnist")
     images, labels = subset_of(data, args.subset)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs.db") as store:
         for arm, settings in ARMS.items():
             for seed in range(args.seeds):
