@@ -25,13 +25,13 @@ def store_copy(tmp_path) -> Path:
 
 def test_the_fixtures_regimes_show_what_the_article_claims(store_copy):
     with Store(store_copy, read_only=True) as store:
-        stats = regime_stats(store, [1, 2, 3, 4])
+        stats = regime_stats(store, [1, 2, 3, 4, 5])
     by_regime = {s.batch_size: s for s in stats}
     full, stochastic = by_regime[1500], by_regime[1]
     assert full.regime == "full-batch" and stochastic.regime == "stochastic"
     assert stochastic.step_noise is not None and full.step_noise is not None
     assert stochastic.step_noise >= 10 * full.step_noise
-    ratios = [by_regime[b].path_ratio or 0.0 for b in (1500, 256, 64, 1)]
+    ratios = [by_regime[b].path_ratio or 0.0 for b in (1500, 256, 64, 16, 1)]
     assert all(r >= 1.0 for r in ratios)
     assert ratios == sorted(ratios)  # straighter the larger the batch
 

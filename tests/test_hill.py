@@ -1,4 +1,4 @@
-"""The cost hill, from the committed fixture store (tests/data/runs.db: the hill plan's four
+"""The cost hill, from the committed fixture store (tests/data/runs.db: the hill plan's five
 regimes of logistic regression on the sample, with snapshots) and from hand-made points."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _trajectory(vectors: np.ndarray, run_id: int = 1) -> hills.Trajectory:
 @pytest.mark.parametrize("plane", ["pca", "endpoints", "random"])
 def test_the_hill_at_its_origin_is_the_stored_cost_of_that_point(fixture_store, plane):
     found = hills.compute_hill(
-        fixture_store, [3, 4], plane=plane, grid=5, subset=None, with_sharpness=False
+        fixture_store, [3, 5], plane=plane, grid=5, subset=None, with_sharpness=False
     )
     first = found.paths[0]
     at_origin = first.true_costs[0] if plane != "random" else first.true_costs[-1]
@@ -59,7 +59,7 @@ def test_projections_reproduce_coordinates_and_in_plane_points_lie_on_it():
 
 
 def test_endpoint_snapshots_lie_in_the_endpoints_plane(fixture_store):
-    trajectories = hills.load_trajectories(fixture_store, [2, 4])
+    trajectories = hills.load_trajectories(fixture_store, [2, 5])
     plane = hills.endpoints_plane(trajectories)
     ends = np.stack(
         [trajectories[0].vectors[0], trajectories[0].vectors[-1], trajectories[1].vectors[-1]]
@@ -193,7 +193,7 @@ def test_hill_from_the_cli_writes_png_and_svg(invoke, tmp_path):
     shutil.copy(FIXTURE, store)
     out = tmp_path / "hill.png"
     result = invoke(
-        "hill", 1, 2, 3, 4, "--grid", 7, "--subset", 500, "--out", out, "--store", store
+        "hill", 1, 2, 3, 5, "--grid", 7, "--subset", 500, "--out", out, "--store", store
     )
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000 and out.with_suffix(".svg").exists()

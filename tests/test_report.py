@@ -25,7 +25,7 @@ def report(tmp_path_factory) -> Path:
     shutil.copy(FIXTURE, store_path)
     with Store(store_path, read_only=True) as store:
         summary = write_report(store, folder / "report.html", sweep="hill")
-    assert summary.runs == 4
+    assert summary.runs == 5
     assert summary.sections == [
         "Runs",
         "Compare",
