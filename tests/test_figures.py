@@ -46,6 +46,7 @@ def test_the_fixtures_regimes_show_what_the_article_claims(store_copy):
         ("confusion", "3"),
         ("misclassified", "3"),
         ("parallel", "--sweep", "hill"),
+        ("--sweep", "hill", "--band"),
     ],
 )
 def test_every_kind_of_plot_is_drawn(invoke, store_copy, tmp_path, args):

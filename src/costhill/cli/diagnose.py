@@ -25,7 +25,7 @@ from .options import DATA_OPTION
 )
 @click.option("--optimizer", default=default("optimizer"), show_default=True)
 @click.option("--lr", type=float, default=default("lr"), show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=default("batch_size"), show_default=True)
 @click.option("--steps", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--dataset", default="fashion-mnist-sample", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

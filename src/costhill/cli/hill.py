@@ -108,17 +108,16 @@ def hill(
                     f"{each.costs[-1]:.4f} at α={each.alphas[-1]:g}"
                 )
         else:
+            settings: dict[str, Any] = {"plane": plane, "grid": grid, "span": span}
             result = hills.compute_hill(
                 store,
                 list(run_ids),
-                plane=plane,
-                grid=grid,
-                span=span,
                 subset=examples,
                 tolerance=tolerance,
                 data_dir=data_dir,
                 seed=seed,
                 with_sharpness=not no_sharpness,
+                **settings,
             )
             written = plot_hill(result, out)
             _print_hill(result)

@@ -27,6 +27,9 @@ _SWEEP_KINDS = ("lr", "parallel")  # these read a sweep, not a list of runs
     help="costs: the horizontal axis.",
 )
 @click.option("--log-y", is_flag=True, help="costs: a logarithmic cost axis.")
+@click.option(
+    "--band", is_flag=True, help="costs: each arm's mean over its seeds with a ±1 std band."
+)
 @DATA_OPTION
 @STORE_OPTION
 def plot(
@@ -35,6 +38,7 @@ def plot(
     out: str,
     x_axis: str,
     log_y: bool,
+    band: bool,
     data_dir: str | None,
     store_path: str,
 ) -> None:
@@ -42,7 +46,8 @@ def plot(
     confusion, misclassified or parallel.
 
     \b
-    costs          each step's cost faint, each epoch's mean bold
+    costs          each step's cost faint, each epoch's mean bold (--band: mean ± std over
+                   each arm's seeds)
     regimes        full-batch, mini-batch, stochastic: at equal epochs, equal seconds, on one
                    hill, with the step-to-step noise and path/distance of each (the article)
     accuracy       train/validation/test accuracy, the best epoch and the generalization gap
@@ -54,6 +59,7 @@ def plot(
     \b
     Example:
         costhill plot 1 2 3 --out costs.png --x epoch
+        costhill plot --sweep optimizers --band --out bands.png
         costhill plot regimes --sweep hill --out regimes.png
         costhill plot lr --sweep optimizers --out lr.png
         costhill plot confusion 3 --out confusion.png
@@ -66,7 +72,13 @@ def plot(
             run_ids = [r["run_id"] for r in store.sweep_runs(sweep_name)]
             if not run_ids:
                 raise click.UsageError(f"--sweep {sweep_name}: no finished runs in {store_path}")
-        path = _draw(kind, store, run_ids, sweep_name, out, x_axis, log_y, data_dir)
+        if band and kind == "costs":
+            from ..results.plots import plot_cost_bands
+
+            runs = [store.load(r, with_params=False) for r in run_ids]
+            path = plot_cost_bands(runs, out, x="epoch" if x_axis == "step" else x_axis)
+        else:
+            path = _draw(kind, store, run_ids, sweep_name, out, x_axis, log_y, data_dir)
     click.echo(f"wrote {path}")
 
 

@@ -53,43 +53,14 @@ def runs_command(store_path: str, status: str | None, last: int | None, as_json:
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
+    from ..results.exports import run_table
+
     table = Table(title=f"{len(rows)} run(s) in {store_path}")
-    for column in (
-        "id",
-        "status",
-        "dataset",
-        "model",
-        "init",
-        "optimizer",
-        "lr",
-        "regime",
-        "batch",
-        "seed",
-        "epochs",
-        "steps",
-        "seconds",
-        "val acc",
-        "test acc",
-    ):
+    headers, cells = run_table(rows)
+    for column in headers:
         table.add_column(column, justify="right" if column not in ("status", "init") else "left")
-    for r in rows:
-        table.add_row(
-            str(r["run_id"]),
-            r["status"],
-            r["dataset"],
-            r["model"],
-            r["init"],
-            r["optimizer"],
-            f"{r['lr']:g}",
-            r["regime"],
-            str(r["batch_size"]),
-            str(r["seed"]),
-            str(r["epochs"]),
-            f"{r['steps']:,}",
-            _fmt(r["seconds"], 1),
-            _fmt(r["val_accuracy"]),
-            _fmt(r["test_accuracy"]),
-        )
+    for row in cells:
+        table.add_row(*row)
     make_console().print(table)
 
 

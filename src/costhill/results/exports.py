@@ -18,6 +18,34 @@ from ..errors import ConfigError
 from ..store import EPOCH_COLUMNS, Store
 
 FORMATS = ("csv", "json", "parquet")
+# The runs table as `costhill runs` and the report show it: header, summary column, format.
+RUN_TABLE = (
+    ("id", "run_id", "{}"),
+    ("status", "status", "{}"),
+    ("dataset", "dataset", "{}"),
+    ("model", "model", "{}"),
+    ("init", "init", "{}"),
+    ("optimizer", "optimizer", "{}"),
+    ("lr", "lr", "{:g}"),
+    ("regime", "regime", "{}"),
+    ("batch", "batch_size", "{}"),
+    ("seed", "seed", "{}"),
+    ("epochs", "epochs", "{}"),
+    ("steps", "steps", "{:,}"),
+    ("seconds", "seconds", "{:.1f}"),
+    ("val acc", "val_accuracy", "{:.4f}"),
+    ("test acc", "test_accuracy", "{:.4f}"),
+)
+
+
+def run_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The runs table's headers and its cells, formatted (a missing value is a dash)."""
+    headers = [header for header, _, _ in RUN_TABLE]
+    cells = [
+        ["—" if row[key] is None else fmt.format(row[key]) for _, key, fmt in RUN_TABLE]
+        for row in rows
+    ]
+    return headers, cells
 
 
 def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -124,10 +124,15 @@ def _figure(width: float, height: float, **grid: Any) -> tuple[Any, Any]:
     return plt.subplots(figsize=(width, height), layout="constrained", **grid)
 
 
-def _save(fig: Any, out: str | Path, *, svg_twin: bool = False) -> list[Path]:
-    """Write ``fig`` to ``out`` (by suffix), and beside a PNG its SVG twin when asked."""
+def _save(fig: Any, out: str | Path | Any, *, svg_twin: bool = False) -> list[Path]:
+    """Write ``fig`` to ``out`` (by suffix), and beside a PNG its SVG twin when asked; a file
+    object (the report's inline images) gets a PNG."""
     import matplotlib.pyplot as plt
 
+    if hasattr(out, "write"):
+        fig.savefig(out, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        return []
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -387,8 +392,10 @@ def plot_confusion(confusion: np.ndarray, names: list[str], out: str | Path) -> 
 
 
 def plot_misclassified(
-    images: np.ndarray, labels: Any, guesses: Any, names: list[str], out: str | Path
-) -> Path:
+    images: np.ndarray, labels: Any, guesses: Any, names: list[str], out: Any
+) -> Path | None:
+    """A grid of test images with their true and predicted labels; ``out`` a path or a file
+    object (which gets a PNG)."""
     columns = 8
     rows = max(1, int(np.ceil(len(images) / columns)))
     fig, axes = _figure(columns * 1.4, rows * 1.7, nrows=rows, ncols=columns)
@@ -399,7 +406,8 @@ def plot_misclassified(
     ):
         ax.imshow(image, cmap="gray")
         ax.set_title(f"{names[label]}\n→ {names[guess]}", fontsize=6.5)
-    return _save(fig, out)[0]
+    written = _save(fig, out)
+    return written[0] if written else None
 
 
 def plot_parallel(rows: list[dict[str, Any]], axes: list[str], out: str | Path) -> Path:
@@ -440,4 +448,47 @@ def plot_parallel(rows: list[dict[str, Any]], axes: list[str], out: str | Path) 
     fig.colorbar(
         matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="best validation accuracy"
     )
+    return _save(fig, out)[0]
+
+
+def arm_of(run: Run) -> str:
+    """A run's arm: its config less its seed, as a short label."""
+    cfg = run.config
+    size = "N" if run.regime == "full-batch" else str(run.batch_size)
+    return f"{cfg.init} · {cfg.optimizer} lr={cfg.lr:g} · B={size}"
+
+
+def plot_cost_bands(runs: list[Run], out: str | Path, *, x: str = "epoch") -> Path:
+    """Each arm's mean cost per epoch over its seeds, bold, with a ±1 std band, and each seed's
+    per-step trace faint (``costhill plot costs --band``)."""
+    if x not in ("epoch", "seconds"):
+        raise ValueError(f"x must be epoch or seconds for bands, not {x!r}")
+    fig, ax = _figure(9, 5.5)
+    arms: dict[str, list[Run]] = {}
+    for run in runs:
+        arms.setdefault(arm_of(run), []).append(run)
+    for i, (arm, members) in enumerate(arms.items()):
+        color = f"C{i % 10}"
+        for run in members:
+            if run.step_costs:
+                positions, _ = step_axis(run, x)
+                bx, by = _block_means(positions, run.all_step_costs().astype(np.float64))
+                ax.plot(bx, by, color=color, alpha=0.12, linewidth=0.5)
+        epochs = min(len(r.epochs) for r in members)
+        if not epochs:
+            continue
+        costs = np.array([[e.mean_step_cost for e in r.epochs[:epochs]] for r in members])
+        where = (
+            np.arange(1, epochs + 1)
+            if x == "epoch"
+            else np.mean([np.cumsum([e.seconds for e in r.epochs[:epochs]]) for r in members], 0)
+        )
+        mean, std = costs.mean(axis=0), costs.std(axis=0)
+        ax.fill_between(where, mean - std, mean + std, color=color, alpha=0.25)
+        ax.plot(where, mean, color=color, linewidth=2.2, label=f"{arm} ({len(members)} seeds)")
+    ax.set_xlabel({"epoch": "epoch", "seconds": "training seconds"}[x])
+    ax.set_ylabel("cost: mean over seeds ± std (bold), each seed's steps (faint)")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, out)[0]

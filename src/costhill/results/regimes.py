@@ -60,15 +60,11 @@ def regime_stats(store: Store, run_ids: list[int]) -> list[RegimeStats]:
         run = store.load(run_id, with_params=False)
         snapshots = store.load_snapshots(run_id)
         vectors = np.stack([params_vector(s.params) for s in snapshots]) if snapshots else None
+        ratio = None if vectors is None else path_ratio(vectors)
+        final = run.epochs[-1].train_cost if run.epochs else None
         found.append(
             RegimeStats(
-                run_id=run_id,
-                regime=run.regime,
-                batch_size=run.batch_size,
-                steps=run.steps,
-                step_noise=step_noise(run),
-                path_ratio=None if vectors is None else path_ratio(vectors),
-                final_cost=run.epochs[-1].train_cost if run.epochs else None,
+                run_id, run.regime, run.batch_size, run.steps, step_noise(run), ratio, final
             )
         )
     return sorted(found, key=lambda s: -s.batch_size)

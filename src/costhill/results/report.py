@@ -162,45 +162,14 @@ def _label(run: Run | dict[str, Any]) -> str:
 
 
 def _runs_table(rows: list[dict[str, Any]]) -> str:
+    from .exports import run_table
+
     shown = rows[:MAX_TABLE_ROWS]
-    table = _table(
-        [
-            "run",
-            "status",
-            "init",
-            "optimizer",
-            "lr",
-            "regime",
-            "batch",
-            "seed",
-            "epochs",
-            "best val acc",
-            "test acc at best val",
-            "seconds",
-        ],
-        [
-            [
-                r["run_id"],
-                r["status"],
-                r["init"],
-                r["optimizer"],
-                f"{r['lr']:g}",
-                r["regime"],
-                r["batch_size"],
-                r["seed"],
-                r["epochs"],
-                r["best_val_accuracy"],
-                r["test_at_best_val"],
-                r["seconds"],
-            ]
-            for r in shown
-        ],
-        left=3,
-    )
+    headers, cells = run_table(shown)
+    table = _table(headers, cells, left=6)
     more = len(rows) - len(shown)
-    return table + (
-        f"<p class='note'>and {more} more runs (costhill runs lists them)</p>" if more else ""
-    )
+    note = f"<p class='note'>and {more} more runs (costhill runs lists them)</p>" if more else ""
+    return table + note
 
 
 def _compare_section(store: Store, sweep: str) -> str:
@@ -504,24 +473,10 @@ def _misclassified(
 ) -> str:
     if not len(images):
         return ""
-    import matplotlib
+    from .plots import plot_misclassified
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = 8
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.7))
-    for ax in np.atleast_1d(axes).ravel():
-        ax.axis("off")
-    for ax, image, label, guess in zip(
-        np.atleast_1d(axes).ravel(), images, labels, guesses, strict=False
-    ):
-        ax.imshow(image, cmap="gray")
-        ax.set_title(f"{names[label]}\n→ {names[guess]}", fontsize=6.5)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    plot_misclassified(images, labels, guesses, names, buffer)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return (
         "<p class='note'>misclassified test images: true label, then → the prediction</p>"
