@@ -59,6 +59,18 @@ class Snapshot:
 
 
 @dataclass
+class TrainingState:
+    """What continuing a run needs, as of the end of an epoch: its parameters, its optimizer
+    state (the leaves of the optimizer's pytree, in order) and its place in the data order (the
+    epoch: each epoch's order follows from the seed and the epoch alone)."""
+
+    epoch: int
+    steps: int
+    params: FlatParams
+    optimizer_leaves: list[np.ndarray]
+
+
+@dataclass
 class Run:
     """A training run: its config, every cost it recorded, and its final parameters."""
 
@@ -75,6 +87,7 @@ class Run:
     diverged_step: int | None = None
     target: TargetReached | None = None
     snapshots: list[Snapshot] = field(default_factory=list)
+    state: TrainingState | None = None  # kept after each epoch when training asks for it
     data: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     run_id: int | None = None

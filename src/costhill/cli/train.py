@@ -44,15 +44,17 @@ def run_and_store(
     data_dir: str | None,
     quiet: bool = False,
     tensorboard: str | None = None,
+    resume: Run | None = None,
 ) -> Run:
-    """Train ``config`` with a progress bar on stderr, writing each epoch to the store (and to
-    TensorBoard event files under ``tensorboard``)."""
+    """Train ``config`` (or continue the interrupted run ``resume``) with a progress bar on
+    stderr, writing each epoch, and what continuing needs, to the store (and to TensorBoard
+    event files under ``tensorboard``)."""
     from ..engine import prepare_process
     from ..engine.compilation_cache import removing_unreadable_entries
 
     cache = prepare_process([config])
     with removing_unreadable_entries(cache) as removed:
-        run = _run_and_store(config, store_path, data_dir, quiet, tensorboard)
+        run = _run_and_store(config, store_path, data_dir, quiet, tensorboard, resume)
     if removed:
         make_console(stderr=True, quiet=quiet).print(
             f"[yellow]compilation cache {cache}: unreadable entries for {', '.join(removed)} "
@@ -62,7 +64,12 @@ def run_and_store(
 
 
 def _run_and_store(
-    config: RunConfig, store_path: str, data_dir: str | None, quiet: bool, tensorboard: str | None
+    config: RunConfig,
+    store_path: str,
+    data_dir: str | None,
+    quiet: bool,
+    tensorboard: str | None,
+    resume: Run | None,
 ) -> Run:
     from ..data import load_for
     from ..engine import check, train
@@ -81,15 +88,23 @@ def _run_and_store(
     shown = _TrainProgress(console, store, config.epochs, tensorboard)
     try:
         with shown.progress:
-            run = train(config, data=data, on_start=shown.on_start, on_epoch=shown.on_epoch)
+            run = train(
+                config,
+                data=data,
+                on_start=shown.on_start,
+                on_epoch=shown.on_epoch,
+                keep_state=True,
+                resume=resume,
+            )
         store.finish(run)
     except KeyboardInterrupt:
         if shown.started and shown.started[0].run_id is not None:
             kept = shown.started[0]
             store.mark(int(kept.run_id or 0), "interrupted")
             console.print(
-                f"interrupted: run {kept.run_id} kept as 'interrupted' "
-                f"with {len(kept.epochs)} finished epoch(s)"
+                f"interrupted: run {kept.run_id} kept as 'interrupted' with "
+                f"{len(kept.epochs)} finished epoch(s); continue it with "
+                f"`costhill train --resume {kept.run_id}`"
             )
         store.close()
         sys.exit(130)
@@ -128,7 +143,11 @@ class _TrainProgress:
 
     def on_start(self, run: Run) -> None:
         self.started.append(run)
-        self.store.begin(run)
+        if run.run_id is None:
+            self.store.begin(run)
+        else:  # an interrupted run, continued
+            self.store.reopen(run)
+            self.progress.update(self.task, completed=len(run.epochs))
         if self.tensorboard:
             from ..results.tensorboard import TensorBoardWriter
 
@@ -269,6 +288,13 @@ def print_summary(run: Run, *, as_json: bool) -> None:
 @JSON_OPTION
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @TENSORBOARD_OPTION
+@click.option(
+    "--resume",
+    "resume_id",
+    type=int,
+    metavar="RUN",
+    help="Continue interrupted run RUN from its last finished epoch, with its stored config.",
+)
 def train(
     preset: str | None,
     data_dir: str | None,
@@ -277,19 +303,39 @@ def train(
     as_json: bool,
     quiet: bool,
     tensorboard: str | None,
+    resume_id: int | None,
     **flags: Any,
 ) -> None:
     """Train one classifier and store the run.
+
+    Every epoch commits what continuing needs, so an interrupted run (Ctrl-C, kill, a crash)
+    goes on with --resume and ends with the numbers of a run never interrupted.
 
     \b
     Example:
         costhill train --preset seed
         costhill train --init he_normal --optimizer sgd --lr 0.1 --batch-size 1 --epochs 2
         costhill train --batch-size full --optimizer adam --lr 1e-2 --epochs 200 --json
+        costhill train --resume 7
     """
-    config = build_config(preset, flags, opt_pairs)
+    resume = None
+    if resume_id is not None:
+        from ..store import Store
+
+        if preset or opt_pairs or any(v is not None for v in flags.values()):
+            raise click.UsageError("--resume continues the run's stored config: give no settings")
+        with Store(store_path, create=False) as store:
+            resume = store.resumable(resume_id)
+        config = resume.config
+    else:
+        config = build_config(preset, flags, opt_pairs)
     run = run_and_store(
-        config, store_path=store_path, data_dir=data_dir, quiet=quiet, tensorboard=tensorboard
+        config,
+        store_path=store_path,
+        data_dir=data_dir,
+        quiet=quiet,
+        tensorboard=tensorboard,
+        resume=resume,
     )
     print_summary(run, as_json=as_json)
 

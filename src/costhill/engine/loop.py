@@ -31,7 +31,16 @@ from ..errors import ConfigError
 from ..initializers import Init, make_initializer, parse_init
 from ..models import Model, make_model
 from ..optimizers import check_hyperparameters, make_optimizer, parse_schedule
-from ..records import EpochCallback, EpochRecord, Run, Snapshot, TargetReached, flatten_params
+from ..records import (
+    EpochCallback,
+    EpochRecord,
+    Run,
+    Snapshot,
+    TargetReached,
+    TrainingState,
+    flatten_params,
+    unflatten_params,
+)
 from ..types import OptState, Params
 from .cache import COMPILE_CACHE, epoch_key, model_key
 from .cpu_tuning import (
@@ -110,6 +119,8 @@ def train(
     optimizer: optax.GradientTransformation | None = None,
     on_epoch: EpochCallback | None = None,
     on_start: Callable[[Run], None] | None = None,
+    keep_state: bool = False,
+    resume: Run | None = None,
 ) -> Run:
     """Train ``config`` and return the run, with every step's cost and the final parameters.
 
@@ -120,13 +131,17 @@ def train(
       optimizer: any Optax ``GradientTransformation``, used instead of ``config.optimizer``.
       on_epoch: called after each epoch with (run so far, epoch record, that epoch's step costs).
       on_start: called once, after the data is loaded and checked, before the first step.
+      keep_state: keep ``run.state`` (parameters, optimizer state, epoch) after every epoch, so
+        that an interrupted run can be continued.
+      resume: an interrupted run of ``config`` with its ``state``: training continues from that
+        epoch and appends to it, and ends with the numbers of a run never interrupted.
 
     Returns:
       The ``Run``; its ``status`` is ``diverged`` if a cost became NaN or infinite.
     """
     prepare_process([config])
-    arms = _Arms([config], vectorize=False)
-    return _train(arms, data, data_dir, optimizer, on_epoch, on_start)[0]
+    arms = _Arms([config], vectorize=False, keep_state=keep_state or resume is not None)
+    return _train(arms, data, data_dir, optimizer, on_epoch, on_start, resume)[0]
 
 
 def train_cohort(
@@ -167,6 +182,7 @@ class _Arms:
 
     configs: Sequence[RunConfig]
     vectorize: bool
+    keep_state: bool = False
 
     @property
     def first(self) -> RunConfig:
@@ -215,6 +231,7 @@ def _train(
     optimizer: optax.GradientTransformation | None,
     on_epoch: EpochCallback | None,
     on_start: Callable[[Run], None] | None,
+    resume: Run | None = None,
 ) -> list[Run]:
     """The one training loop, read top to bottom: check, load, initialize, compile, train."""
     custom = optimizer is not None
@@ -222,26 +239,20 @@ def _train(
     data = _checked_data(arms.first, data, data_dir)
     n = len(data.train)
     optimizer = optimizer or _optimizer_for(arms, n)
-    runs = _new_runs(arms, data)
-    params = arms.stack(
-        [_initial_params(c, *part) for c, part in zip(arms.configs, parts, strict=True)]
+    runs, params, opt_state, first_epoch, steps_done = _starting_point(
+        arms, parts, optimizer, data, resume
     )
-    opt_state = _initial_opt_state(arms, optimizer, params)
     train_x, train_y = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
     snapshots = _Snapshots(arms, n)
     program = _compile(
         arms, parts[0][0], optimizer, params, opt_state, (train_x, train_y), custom, snapshots
     )
-    snapshots.take_initial(runs, params, program.evaluate, (train_x, train_y))
-    for run in runs:
-        run.compile_seconds = program.compile_seconds
-        run.versions.update(program.engine)
-        if on_start is not None:
-            on_start(run)
+    if resume is None:
+        snapshots.take_initial(runs, params, program.evaluate, (train_x, train_y))
+    _announce(runs, program, on_start)
     splits = _evaluation_splits(data, train_x, train_y)
     active = list(range(len(runs)))
-    steps_done = 0
-    for epoch in range(1, arms.first.epochs + 1):
+    for epoch in range(first_epoch, arms.first.epochs + 1):
         started = time.perf_counter()
         order = arms.orders(n, epoch)
         params, opt_state, costs, *marks = program.epoch(params, opt_state, train_x, train_y, order)
@@ -253,6 +264,7 @@ def _train(
             record = _record_epoch(run, i, epoch, steps_done, all_costs[i], measured)
             record.seconds, record.eval_seconds = seconds, eval_seconds
             snapshots.take(run, i, record, params, marks, program.evaluate, splits[0])
+            run.state = _state(arms, i, record, params, opt_state)
             _note_target(run, record, has_validation=len(data.validation) > 0)
             if on_epoch is not None:
                 on_epoch(run, record, run.step_costs[-1])
@@ -332,6 +344,85 @@ class _Snapshots:
 def _snapshot(step: int, epoch: int, cost: Any, params: Params) -> Snapshot:
     value = float(cost)
     return Snapshot(step, epoch, value if np.isfinite(value) else None, flatten_params(params))
+
+
+def _announce(runs: list[Run], program: _Program, on_start: Callable[[Run], None] | None) -> None:
+    """Record how each run's program was made, and tell the caller it starts."""
+    for run in runs:
+        run.compile_seconds = program.compile_seconds
+        run.versions.update(program.engine)
+        if on_start is not None:
+            on_start(run)
+
+
+def _starting_point(
+    arms: _Arms, parts: list[Any], optimizer: Any, data: Dataset, resume: Run | None
+) -> tuple[list[Run], Params, OptState, int, int]:
+    """Runs, parameters, optimizer state, first epoch and steps done: new ones, or those of
+    the interrupted run to continue."""
+    params = arms.stack(
+        [_initial_params(c, *part) for c, part in zip(arms.configs, parts, strict=True)]
+    )
+    opt_state = _initial_opt_state(arms, optimizer, params)
+    if resume is None:
+        return _new_runs(arms, data), params, opt_state, 1, 0
+    run = _resumed(resume, arms.first)
+    params, opt_state = _restored(run, opt_state)
+    return [run], params, opt_state, run.epochs[-1].epoch + 1, run.epochs[-1].steps
+
+
+def _state(
+    arms: _Arms, arm: int, record: EpochRecord, params: Params, opt_state: OptState
+) -> TrainingState | None:
+    if not arms.keep_state:
+        return None
+    leaves = [np.asarray(_plain(leaf)) for leaf in jax.tree.leaves(arms.pick(opt_state, arm))]
+    flat = flatten_params(arms.pick(params, arm))
+    return TrainingState(record.epoch, record.steps, flat, leaves)
+
+
+def _is_key(leaf: Any) -> bool:
+    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
+
+
+def _plain(leaf: Any) -> Any:
+    """A PRNG key (noisy_sgd's state holds one) as its raw data; any other leaf as it is."""
+    return jax.random.key_data(leaf) if _is_key(leaf) else leaf
+
+
+def _resumed(run: Run, config: RunConfig) -> Run:
+    """The interrupted run, checked to be one that can go on under ``config``."""
+    if run.config != config:
+        raise ConfigError(f"resume: run {run.run_id} was trained with another config")
+    if run.state is None or not run.epochs or run.state.epoch != run.epochs[-1].epoch:
+        raise ConfigError(
+            f"resume: run {run.run_id} has no state kept at its last epoch to continue from"
+        )
+    if run.status not in ("interrupted", "running"):
+        raise ConfigError(
+            f"resume: run {run.run_id} is {run.status}; only an interrupted run goes on"
+        )
+    run.status = "running"
+    run.params = None
+    return run
+
+
+def _restored(run: Run, fresh_opt_state: OptState) -> tuple[Params, OptState]:
+    """The run's parameters and optimizer state, as the engine holds them, from its state."""
+    assert run.state is not None
+    leaves, structure = jax.tree.flatten(fresh_opt_state)
+    kept = run.state.optimizer_leaves
+    if [a.shape for a in kept] != [np.shape(_plain(leaf)) for leaf in leaves]:
+        raise ConfigError(f"resume: run {run.run_id}'s optimizer state does not fit its config")
+    restored = [
+        jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(fresh))
+        if _is_key(fresh)
+        else jnp.asarray(a, dtype=jnp.asarray(fresh).dtype)
+        for a, fresh in zip(kept, leaves, strict=True)
+    ]
+    opt_state = jax.tree.unflatten(structure, restored)
+    params = jax.tree.map(jnp.asarray, unflatten_params(run.state.params))
+    return params, opt_state
 
 
 def _keep_params_of_stopped(

@@ -30,6 +30,7 @@ from ..records import (
     Run,
     Snapshot,
     TargetReached,
+    TrainingState,
     params_from_vector,
     params_layout,
     params_vector,
@@ -251,7 +252,49 @@ class Store(Claims):
             )
             self._write_summary(run)
             self._write_snapshots(run, record.epoch)
+            self._write_state(run)
             self.beat(run.config.config_hash())
+
+    def _write_state(self, run: Run) -> None:
+        """The run's state at this epoch, in place of the last one (the store does not grow)."""
+        state = run.state
+        if state is None:
+            return
+        leaves = [np.asarray(a).copy(order="C") for a in state.optimizer_leaves]  # 0-d stays 0-d
+        self.db.execute(
+            "INSERT OR REPLACE INTO training_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.run_id,
+                state.epoch,
+                state.steps,
+                json.dumps(params_layout(state.params)),
+                zlib.compress(params_vector(state.params).astype("<f4").tobytes(), 1),
+                json.dumps([[a.dtype.str, list(a.shape)] for a in leaves]),
+                zlib.compress(b"".join(a.tobytes() for a in leaves), 1),
+            ),
+        )
+
+    def load_state(self, run_id: int) -> TrainingState | None:
+        """What continuing run ``run_id`` needs, as of its last committed epoch (or None)."""
+        row = self.db.execute("SELECT * FROM training_state WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            layout = [(path, tuple(shape)) for path, shape in json.loads(row["layout"])]
+            params = params_from_vector(_read_vector(row["params"]), layout)
+            raw, leaves, start = zlib.decompress(row["optimizer"]), [], 0
+            for dtype, shape in json.loads(row["optimizer_layout"]):
+                kind = np.dtype(dtype)
+                size = kind.itemsize * int(np.prod(shape, dtype=np.int64))
+                leaves.append(
+                    np.frombuffer(raw[start : start + size], kind).reshape(tuple(shape)).copy()
+                )
+                start += size
+            if start != len(raw):
+                raise ValueError(f"{len(raw) - start} bytes left over")
+        except (ValueError, TypeError, zlib.error) as err:
+            raise StoreError(f"run {run_id}: its kept training state is damaged ({err})") from None
+        return TrainingState(row["epoch"], row["steps"], params, leaves)
 
     def _write_snapshots(self, run: Run, epoch: int) -> None:
         """The run's snapshots taken in ``epoch`` (and the initial one, with the first epoch):
@@ -292,6 +335,7 @@ class Store(Claims):
             self._write_summary(run)
             self.db.execute("UPDATE runs SET finished_at = ? WHERE id = ?", (_now(), run.run_id))
             self.db.execute("DELETE FROM params WHERE run_id = ?", (run.run_id,))
+            self.db.execute("DELETE FROM training_state WHERE run_id = ?", (run.run_id,))
             for path, array in (run.params or {}).items():
                 array = np.ascontiguousarray(array)
                 self.db.execute(
@@ -305,6 +349,39 @@ class Store(Claims):
                     ),
                 )
 
+    def reopen(self, run: Run) -> None:
+        """Mark a stored run ``running`` again: it is being continued (``resumable``)."""
+        with self._transaction():
+            self.db.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
+                (run.run_id,),
+            )
+
+    def resumable(self, run_id: int) -> Run:
+        """Stored run ``run_id`` with what continuing it needs (its state, its snapshots), or a
+        clear error saying why it cannot be continued."""
+        run = self.load(run_id, with_params=False)
+        if run.status in DONE:
+            raise StoreError(f"run {run_id}: is {run.status}; there is nothing to resume")
+        run.state = self.load_state(run_id)
+        if run.state is None:
+            raise StoreError(
+                f"run {run_id}: kept no training state (it stopped before its first epoch "
+                "ended); train its config again"
+            )
+        run.snapshots = self.load_snapshots(run_id)
+        return run
+
+    def interrupted_run(self, config_hash: str) -> int | None:
+        """The latest run of this config that stopped part-way and can be continued."""
+        row = self.db.execute(
+            "SELECT r.id FROM runs r JOIN training_state s ON s.run_id = r.id "
+            "WHERE r.config_hash = ? AND r.status IN ('interrupted', 'running') "
+            "ORDER BY r.id DESC LIMIT 1",
+            (config_hash,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def mark(self, run_id: int, status: str) -> None:
         with self._transaction():
             self.db.execute(
@@ -313,10 +390,16 @@ class Store(Claims):
 
     def save(self, run: Run) -> int:
         """Store a run trained without a store attached (``costhill.train`` from Python)."""
+        run_id = self.save_partial(run)
+        self.finish(run)
+        return run_id
+
+    def save_partial(self, run: Run) -> int:
+        """Store a run as it stands, its epochs (and state) but not its end: one that stopped
+        part-way keeps its status and can be resumed."""
         run_id = self.begin(run)
         for record, costs in zip(run.epochs, run.step_costs, strict=True):
             self.add_epoch(run, record, costs)
-        self.finish(run)
         return run_id
 
     def add_to_sweep(self, sweep: str, config_hashes: list[str]) -> None:

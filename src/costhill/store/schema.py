@@ -2,7 +2,7 @@
 
 from ..config import DEFAULT_STORE as DEFAULT_STORE
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +106,16 @@ CREATE TABLE IF NOT EXISTS sharpness (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_id, examples)
 );
+-- version 3: what continuing an interrupted run needs, overwritten each epoch
+CREATE TABLE IF NOT EXISTS training_state (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    layout TEXT NOT NULL,
+    params BLOB NOT NULL,
+    optimizer_layout TEXT NOT NULL,
+    optimizer BLOB NOT NULL
+);
 """
 SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
@@ -128,5 +138,6 @@ EPOCH_COLUMNS = [
 
 # What turns a store of schema version N into N + 1, run in one transaction after a backup.
 MIGRATIONS = {
-    1: SCHEMA[SCHEMA.index("-- version 2") :],
+    1: SCHEMA[SCHEMA.index("-- version 2") : SCHEMA.index("-- version 3")],
+    2: SCHEMA[SCHEMA.index("-- version 3") :],
 }

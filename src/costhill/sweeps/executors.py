@@ -159,7 +159,10 @@ class InProcess(AbstractExecutor):
 
         def begin(run: Run) -> None:
             current.append(run)
-            store.begin(run)
+            if run.run_id is None:
+                store.begin(run)
+            else:  # an interrupted run, continued
+                store.reopen(run)
 
         def epoch_done(run: Run, record: Any, costs: Any) -> None:
             store.add_epoch(run, record, costs)
@@ -171,7 +174,17 @@ class InProcess(AbstractExecutor):
         try:
             if len(configs) > 1:
                 return train_cohort(configs, data=data, on_start=begin, on_epoch=epoch_done)
-            return [train(configs[0], data=data, on_start=begin, on_epoch=epoch_done)]
+            stopped = store.interrupted_run(configs[0].config_hash())
+            resume = store.resumable(stopped) if stopped is not None else None
+            only = train(
+                configs[0],
+                data=data,
+                on_start=begin,
+                on_epoch=epoch_done,
+                keep_state=True,
+                resume=resume,
+            )
+            return [only]
         except KeyboardInterrupt:
             for run in current:
                 if run.run_id is not None:

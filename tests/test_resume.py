@@ -1,0 +1,179 @@
+"""Resuming a run where it stopped: the engine continues from a kept state with the numbers of a
+run never interrupted; the store keeps that state (overwritten each epoch); `costhill train
+--resume` continues a run killed with SIGKILL; a sweep continues its interrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from costhill import RunConfig, train
+from costhill.errors import StoreError
+from costhill.store import Store
+from costhill.sweeps import parse_plan, run_plan
+
+BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300, batch_size=100)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupted(config: RunConfig, data, *, after: int):
+    """The run as it stood when something stopped it after epoch ``after``."""
+    seen = []
+
+    def stop(run, record, costs):
+        seen.append(run)
+        if record.epoch == after:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(config, data=data, keep_state=True, on_epoch=stop)
+    run = seen[0]
+    run.status = "interrupted"
+    return run
+
+
+def _same(a, b) -> bool:
+    return np.array_equal(a.all_step_costs(), b.all_step_costs()) and all(
+        np.array_equal(a.params[k], b.params[k]) for k in a.params
+    )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "adam"},
+        {"optimizer": "momentum", "lr": 0.05, "schedule": "cosine"},
+        {"optimizer": "noisy_sgd", "lr": 0.05},  # its state holds a PRNG key
+        {"optimizer": "sgd", "lr": 0.1, "snapshots": 8},
+    ],
+)
+def test_a_resumed_run_ends_with_the_numbers_of_one_never_interrupted(sample, settings):
+    config = RunConfig(**BASE, epochs=4, **settings)
+    whole = train(config, data=sample)
+    resumed = train(config, data=sample, resume=_interrupted(config, sample, after=2))
+    assert resumed.status == "finished" and len(resumed.epochs) == 4
+    assert _same(resumed, whole)
+    assert [s.step for s in resumed.snapshots] == [s.step for s in whole.snapshots]
+
+
+def test_the_store_keeps_one_state_a_run_and_drops_it_when_the_run_ends(sample, store_path):
+    config = RunConfig(**BASE, epochs=3, optimizer="adam")
+    with Store(store_path) as store:
+        kept = _interrupted(config, sample, after=2)
+        run_id = store.save_partial(kept)
+        state = store.load_state(run_id)
+        assert state is not None and state.epoch == 2
+        assert kept.state is not None
+        for a, b in zip(state.optimizer_leaves, kept.state.optimizer_leaves, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        rows = store.db.execute("SELECT COUNT(*) FROM training_state").fetchone()[0]
+        assert rows == 1
+        resumed = train(config, data=sample, resume=store.resumable(run_id))
+        store.finish(resumed)
+        assert store.load_state(run_id) is None
+        with pytest.raises(StoreError, match="is finished; there is nothing to resume"):
+            store.resumable(run_id)
+
+
+def test_a_damaged_state_is_named(sample, store_path):
+    config = RunConfig(**BASE, epochs=2, optimizer="adam")
+    with Store(store_path) as store:
+        run_id = store.save_partial(_interrupted(config, sample, after=1))
+        store.db.execute("UPDATE training_state SET optimizer = x'00'")
+        with pytest.raises(StoreError, match="kept training state is damaged"):
+            store.load_state(run_id)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "costhill", "train", *args, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _epochs(store: Path) -> int:
+    try:
+        with sqlite3.connect(store) as db:
+            return db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    except sqlite3.OperationalError:  # the file is there, its tables not yet
+        return 0
+
+
+def test_train_killed_with_sigkill_resumes_to_the_same_numbers(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
+    settings = ["--dataset", "fashion-mnist-sample", "--epochs", "30", "--batch-size", "10"]
+    whole, killed = tmp_path / "whole.db", tmp_path / "killed.db"
+    process = _cli(*settings, "--store", str(killed), env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while _epochs(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+    done = _epochs(killed)
+    assert 2 <= done < 30, "the run was not killed mid-way"
+    with sqlite3.connect(killed) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    for args in ((*settings, "--store", str(whole)), ("--resume", "1", "--store", str(killed))):
+        finished = _cli(*args, env=env)
+        _, err = finished.communicate(timeout=300)
+        assert finished.returncode == 0, err
+    with Store(whole, read_only=True) as a, Store(killed, read_only=True) as b:
+        assert len(b.list_runs()) == 1 and b.list_runs()[0]["status"] == "finished"
+        assert _same(b.load(1), a.load(1))
+
+
+def test_a_sweep_continues_its_interrupted_run(sample, store_path, tmp_path):
+    plan = parse_plan(
+        'name = "go-on"\ndataset = "fashion-mnist-sample"\nvalidation = 300\nepochs = 3\n'
+        "seeds = [0]\nbatch_size = 100\n",
+        source="go-on.toml",
+    )
+
+    def stop_after_two(run, record, costs):
+        if record.epoch == 2:
+            raise KeyboardInterrupt
+
+    with Store(store_path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_plan(plan, store, on_epoch=stop_after_two)
+        assert [r["status"] for r in store.list_runs()] == ["interrupted"]
+        report = run_plan(plan, store)
+        runs = store.list_runs()
+        assert report.trained == 1 and [(r["run_id"], r["status"]) for r in runs] == [
+            (1, "finished")
+        ]
+        continued = store.load(1)
+    with Store(tmp_path / "whole.db") as other:
+        run_plan(plan, other)
+        assert _same(continued, other.load(1))
+
+
+def test_resume_refuses_settings_and_runs_without_state(invoke, store_path, sample):
+    config = RunConfig(**BASE, epochs=2)
+    with Store(store_path) as store:
+        run = train(config, data=sample)
+        run.status = "interrupted"
+        store.save_partial(run)
+    bad = invoke("train", "--resume", "1", "--lr", "0.1", "--store", store_path)
+    assert bad.exit_code == 2 and "give no settings" in bad.stderr
+    none = invoke("train", "--resume", "1", "--store", store_path)
+    assert none.exit_code == 2 and "kept no training state" in none.stderr
