@@ -268,9 +268,11 @@ class Store(Claims):
                 state.epoch,
                 state.steps,
                 json.dumps(params_layout(state.params)),
-                zlib.compress(params_vector(state.params).astype("<f4").tobytes(), 1),
+                # Raw, not compressed: float32 weights compress by ~7%, and zlib took longer than
+                # the rest of the commit (BENCHMARKS.md, "Resuming").
+                params_vector(state.params).astype("<f4").tobytes(),
                 json.dumps([[a.dtype.str, list(a.shape)] for a in leaves]),
-                zlib.compress(b"".join(a.tobytes() for a in leaves), 1),
+                b"".join(a.tobytes() for a in leaves),
             ),
         )
 
@@ -281,8 +283,9 @@ class Store(Claims):
             return None
         try:
             layout = [(path, tuple(shape)) for path, shape in json.loads(row["layout"])]
-            params = params_from_vector(_read_vector(row["params"]), layout)
-            raw, leaves, start = zlib.decompress(row["optimizer"]), [], 0
+            vector = np.frombuffer(row["params"], dtype="<f4").astype(np.float32)
+            params = params_from_vector(vector, layout)
+            raw, leaves, start = bytes(row["optimizer"]), [], 0
             for dtype, shape in json.loads(row["optimizer_layout"]):
                 kind = np.dtype(dtype)
                 size = kind.itemsize * int(np.prod(shape, dtype=np.int64))
