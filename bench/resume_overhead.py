@@ -35,7 +35,10 @@ def main() -> None:
                 store.add_epoch(run, record, costs)
                 commits.append(time.perf_counter() - started)
 
-            run = train(config, data=data, keep_state=keep, on_start=store.begin, on_epoch=commit)
+            def begin(run, store=store):
+                store.begin(run)
+
+            run = train(config, data=data, keep_state=keep, on_start=begin, on_epoch=commit)
         epoch = statistics.median(e.seconds for e in run.epochs)
         commit_s = statistics.median(commits)
         print(

@@ -177,3 +177,25 @@ def test_resume_refuses_settings_and_runs_without_state(invoke, store_path, samp
     assert bad.exit_code == 2 and "give no settings" in bad.stderr
     none = invoke("train", "--resume", "1", "--store", store_path)
     assert none.exit_code == 2 and "kept no training state" in none.stderr
+
+
+def test_a_run_left_running_by_a_dead_process_shows_as_interrupted(sample, store_path):
+    config = RunConfig(**BASE, epochs=2, optimizer="adam")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    with Store(store_path) as store:
+        run = _interrupted(config, sample, after=1)
+        run.status = "running"
+        run_id = store.save_partial(run)
+        assert store.list_runs()[0]["status"] == "running"  # this process: alive
+        store.db.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, run_id))
+        assert [r["status"] for r in store.list_runs()] == ["interrupted"]
+        assert store.list_runs(status="interrupted") and not store.list_runs(status="running")
+        assert store.load(run_id, with_params=False).status == "interrupted"
+        store.db.execute(
+            "UPDATE runs SET host = 'elsewhere', heartbeat = 0 WHERE id = ?", (run_id,)
+        )
+        assert store.list_runs()[0]["status"] == "interrupted"  # a heartbeat long stopped
+        assert store.interrupted_run(config.config_hash()) == run_id
+        resumed = train(config, data=sample, resume=store.resumable(run_id))
+    assert resumed.status == "finished"

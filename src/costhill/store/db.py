@@ -35,7 +35,7 @@ from ..records import (
     params_layout,
     params_vector,
 )
-from .claims import Claims
+from .claims import ME, Claims, alive
 from .schema import (
     DEFAULT_STORE,
     DONE,
@@ -231,7 +231,15 @@ class Store(Claims):
                 ),
             )
         run.run_id = int(cursor.lastrowid or 0)
+        self._mark_mine(run.run_id)
         return run.run_id
+
+    def _mark_mine(self, run_id: int) -> None:
+        """This process trains ``run_id`` (its host, pid and a heartbeat, renewed each epoch)."""
+        self.db.execute(
+            "UPDATE runs SET host = ?, pid = ?, heartbeat = ? WHERE id = ?",
+            (*ME, time.time(), run_id),
+        )
 
     def add_epoch(self, run: Run, record: EpochRecord, costs: np.ndarray) -> None:
         """Write one epoch's metrics and step costs, and the run's summary, in one transaction."""
@@ -254,6 +262,7 @@ class Store(Claims):
             self._write_snapshots(run, record.epoch)
             self._write_state(run)
             self.beat(run.config.config_hash())
+            self._mark_mine(int(run.run_id))
 
     def _write_state(self, run: Run) -> None:
         """The run's state at this epoch, in place of the last one (the store does not grow)."""
@@ -359,6 +368,7 @@ class Store(Claims):
                 "UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
                 (run.run_id,),
             )
+            self._mark_mine(int(run.run_id or 0))
 
     def resumable(self, run_id: int) -> Run:
         """Stored run ``run_id`` with what continuing it needs (its state, its snapshots), or a
@@ -452,16 +462,19 @@ class Store(Claims):
         return [self._row_dict(r) for r in rows]
 
     def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict]:
-        query = "SELECT * FROM runs"
-        args: list[Any] = []
+        """Summary rows of the stored runs (of one status; the last ``limit``), in id order. A
+        run left ``running`` by a process that died shows as ``interrupted``."""
+        query, args = "SELECT * FROM runs", []
         if status:
-            query += " WHERE status = ?"
-            args.append(status)
-        query += " ORDER BY id"
-        if limit:
-            query = f"SELECT * FROM ({query} DESC LIMIT ?) ORDER BY id"
-            args.append(limit)
-        return [self._row_dict(r) for r in self.db.execute(query, args)]
+            stored = (
+                ("interrupted", "running") if status in ("interrupted", "running") else (status,)
+            )
+            query += f" WHERE status IN ({','.join('?' * len(stored))})"
+            args += list(stored)
+        rows = [self._row_dict(r) for r in self.db.execute(query + " ORDER BY id", args)]
+        if status:
+            rows = [r for r in rows if r["status"] == status]
+        return rows[-limit:] if limit else rows
 
     @staticmethod
     def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -470,6 +483,8 @@ class Store(Claims):
             if d.get(key) is not None:
                 d[key] = json.loads(d[key])
         d["run_id"] = d.pop("id")
+        if d["status"] == "running" and not _still_running(d):
+            d["status"] = "interrupted"  # its process died without saying so (kill -9, a crash)
         return d
 
     def load(self, run_id: int, *, with_params: bool = True) -> Run:
@@ -571,6 +586,15 @@ class Store(Claims):
                 "SELECT * FROM params WHERE run_id = ? ORDER BY path", (run_id,)
             )
         }
+
+
+def _still_running(row: dict[str, Any]) -> bool:
+    """Whether the process training a ``running`` run may still be at it: by its pid on this
+    host, by its heartbeat from elsewhere (``claims.alive``); a run from before the store kept
+    its process is taken at its word."""
+    if row.get("host") is None or row.get("pid") is None:
+        return True
+    return alive(row["host"], row["pid"], row.get("heartbeat") or 0.0)
 
 
 def _read_vector(blob: bytes) -> np.ndarray:

@@ -106,7 +106,11 @@ CREATE TABLE IF NOT EXISTS sharpness (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_id, examples)
 );
--- version 3: what continuing an interrupted run needs, overwritten each epoch
+-- version 3: what continuing an interrupted run needs, overwritten each epoch, and which
+-- process is training a run, so that one left "running" by a dead process shows as interrupted
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN heartbeat REAL;
 CREATE TABLE IF NOT EXISTS training_state (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -136,7 +140,8 @@ EPOCH_COLUMNS = [
     "eval_seconds",
 ]
 
-# What turns a store of schema version N into N + 1, run in one transaction after a backup.
+# What turns a store of schema version N into N + 1, run in one transaction after a backup
+# (split into statements at each semicolon, so the SQL's comments hold none).
 MIGRATIONS = {
     1: SCHEMA[SCHEMA.index("-- version 2") : SCHEMA.index("-- version 3")],
     2: SCHEMA[SCHEMA.index("-- version 3") :],
