@@ -213,8 +213,79 @@ class RawSplits:
     verified: str
 
 
+def csv_files(directory: Path, info: DatasetInfo) -> dict[str, Path]:
+    """The Kaggle CSV form of a dataset (``fashion-mnist_train.csv``, ``fashion-mnist_test.csv``:
+    a label column, then 784 pixel columns), where both files are in ``directory``."""
+    found = {split: directory / f"{info.name}_{split}.csv" for split in ("train", "test")}
+    return found if all(p.is_file() for p in found.values()) else {}
+
+
+def read_csv_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 28, 28) and labels of one Kaggle CSV file, checked as strictly as an IDX file:
+    785 whole numbers a row, labels 0..9, pixels 0..255; an error names the file and line."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read as a CSV file ({err})") from None
+    lines = text.splitlines()
+    header = 1 if lines and lines[0].startswith("label") else 0
+    rows = np.zeros((len(lines) - header, 785), dtype=np.int64)
+    for number, line in enumerate(lines[header:], start=header + 1):
+        fields = line.split(",")
+        if len(fields) != 785:
+            raise DataError(
+                f"{path}:{number}: expected 785 values (a label, then 784 pixels), found "
+                f"{len(fields)}"
+            )
+        try:
+            rows[number - header - 1] = [int(v) for v in fields]
+        except ValueError:
+            bad = next(v for v in fields if not v.strip().lstrip("-").isdigit())
+            raise DataError(f"{path}:{number}: {bad!r} is not a whole number") from None
+    if not len(rows):
+        raise DataError(f"{path}: no rows")
+    labels, pixels = rows[:, 0], rows[:, 1:]
+    for name, values, high in ((("label", rows[:, :1], NUM_CLASSES - 1)), ("pixel", pixels, 255)):
+        wrong = np.argwhere((values < 0) | (values > high))
+        if len(wrong):
+            row, column = (int(i) for i in wrong[0])
+            raise DataError(
+                f"{path}:{row + header + 1}: {name} {int(values[row, column])} out of range "
+                f"0..{high}"
+            )
+    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.uint8)
+
+
+def _read_csv_directory(files: dict[str, Path], info: DatasetInfo) -> RawSplits:
+    arrays: dict[str, np.ndarray] = {}
+    matched = 0
+    for split, path in files.items():
+        images, labels = read_csv_split(path)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+        # The same bytes an IDX file would hold, so the official checksums still apply.
+        for key, array, magic in (
+            (f"{split}_images", images, IMAGE_MAGIC),
+            (f"{split}_labels", labels, LABEL_MAGIC),
+        ):
+            header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+            expected = info.sha256.get(key)
+            matched += expected is not None and (
+                hashlib.sha256(header + array.tobytes()).hexdigest() == expected
+            )
+    verified = (
+        "Kaggle CSV form; its content matches the SHA-256 of all 4 official IDX files"
+        if matched == len(SPLIT_FILES)
+        else f"Kaggle CSV form, structure checked; content matches {matched} of "
+        f"{len(SPLIT_FILES)} official checksums"
+    )
+    return RawSplits(**arrays, verified=verified)
+
+
 def read_directory(directory: Path, info: DatasetInfo) -> RawSplits:
-    """Read and verify the four IDX files of ``info`` in ``directory``."""
+    """Read and verify the four IDX files of ``info`` in ``directory`` (or, where they are
+    absent, its Kaggle CSV form)."""
+    if not _has_idx_files(directory) and csv_files(directory, info):
+        return _read_csv_directory(csv_files(directory, info), info)
     arrays: dict[str, np.ndarray] = {}
     checked = 0
     for key, stem in SPLIT_FILES.items():
@@ -275,8 +346,12 @@ def candidate_dirs(info: DatasetInfo, data_dir: str | Path | None) -> list[tuple
     return found
 
 
-def _has_all_files(directory: Path) -> bool:
+def _has_idx_files(directory: Path) -> bool:
     return all(_find_file(directory, stem) is not None for stem in SPLIT_FILES.values())
+
+
+def _has_all_files(directory: Path, info: DatasetInfo) -> bool:
+    return _has_idx_files(directory) or bool(csv_files(directory, info))
 
 
 ProgressFn = Callable[[str, int, int | None], None]
@@ -354,13 +429,14 @@ def locate(
     info = dataset_info(dataset)
     looked = candidate_dirs(info, data_dir)
     for reason, directory in looked:
-        if _has_all_files(directory):
+        if _has_all_files(directory, info):
             return reason, directory
     if data_dir is not None:
         # The user named a directory: look nowhere else, and say what is missing there.
         missing = [s for s in SPLIT_FILES.values() if _find_file(Path(data_dir), s) is None]
         raise DataError(
-            f"data_dir {data_dir}: missing file(s) {', '.join(missing)} (gzip or raw IDX)"
+            f"data_dir {data_dir}: missing file(s) {', '.join(missing)} (gzip or raw IDX), "
+            f"and no Kaggle CSV form ({info.name}_train.csv and {info.name}_test.csv)"
         )
     if download and info.mirror is not None:
         try:
