@@ -141,3 +141,34 @@ def test_the_cli_names_the_flag_where_the_library_names_the_field(message, shown
     from costhill.cli.options import as_flags
 
     assert as_flags(message).startswith(shown)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "--sweep", "hill"],
+        ["compare", "hill"],  # a plan's name is read without the engine
+        ["runs", "--json"],
+        ["export", "--sweep", "hill"],
+        ["show", "1"],
+    ],
+)
+def test_commands_that_read_the_store_import_no_jax(args, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    store = tmp_path / "runs.db"
+    shutil.copy(Path(__file__).parent / "data" / "runs.db", store)
+    code = (
+        "import sys; from click.testing import CliRunner; from costhill.cli import cli; "
+        f"r = CliRunner().invoke(cli, {[*args, '--store', str(store)]!r}); "
+        "assert r.exit_code == 0, r.output"
+    )
+    assert not _loads_jax(code)
+
+
+def test_a_long_runs_listing_is_a_plain_aligned_table():
+    from costhill.cli.runs import _plain_table
+
+    text = _plain_table("t", ["id", "status"], [["1", "finished"], ["10", "running"]], ("status",))
+    assert text.splitlines() == ["t", "id  status  ", " 1  finished", "10  running "]

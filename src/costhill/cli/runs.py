@@ -31,6 +31,21 @@ def load_run(store_path: str, run_id: int, *, with_params: bool = True) -> Run:
         return store.load(run_id, with_params=with_params)
 
 
+RICH_ROWS = 200  # above this many runs, `costhill runs` prints a plain aligned table
+
+
+def _plain_table(title: str, headers: list[str], cells: list[list[str]], left: tuple) -> str:
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if h in left else v.rjust(w)
+            for v, w, h in zip(values, widths, headers, strict=True)
+        )
+
+    return "\n".join([title, line(headers), *(line(row) for row in cells)])
+
+
 @click.command("runs")
 @STORE_OPTION
 @click.option("--status", type=click.Choice(RUN_STATUSES))
@@ -55,10 +70,14 @@ def runs_command(store_path: str, status: str | None, last: int | None, as_json:
         return
     from ..results.exports import run_table
 
-    table = Table(title=f"{len(rows)} run(s) in {store_path}")
     headers, cells = run_table(rows)
+    left = ("status", "init")
+    if len(cells) > RICH_ROWS:  # rich measures every cell: ~2 ms a row, seconds for thousands
+        click.echo(_plain_table(f"{len(rows)} run(s) in {store_path}", headers, cells, left))
+        return
+    table = Table(title=f"{len(rows)} run(s) in {store_path}")
     for column in headers:
-        table.add_column(column, justify="right" if column not in ("status", "init") else "left")
+        table.add_column(column, justify="left" if column in left else "right")
     for row in cells:
         table.add_row(*row)
     make_console().print(table)
