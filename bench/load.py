@@ -15,7 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.test_load import LOAD_PLAN, RUNS
+RUNS = 2_000
+LOAD_PLAN = f"""
+name = "load"
+dataset = "fashion-mnist-sample"
+model = "logreg"
+optimizer = "sgd"
+lr = 0.1
+batch_size = 100
+epochs = 1
+seeds = {RUNS}
+"""
 
 
 def _seconds(*args: str) -> float:

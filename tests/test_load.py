@@ -7,22 +7,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from bench.load import LOAD_PLAN, RUNS  # the same sweep the benchmark times
 
 from costhill.results.compare import compare
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
-
-RUNS = 2_000
-LOAD_PLAN = f"""
-name = "load"
-dataset = "fashion-mnist-sample"
-model = "logreg"
-optimizer = "sgd"
-lr = 0.1
-batch_size = 100
-epochs = 1
-seeds = {RUNS}
-"""
 
 
 @pytest.mark.slow
