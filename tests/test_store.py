@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from costhill import RunConfig, train
 from costhill.errors import StoreError
 from costhill.records import EpochRecord, Run
-from costhill.store import Store, load_run
+from costhill.store import SCHEMA_VERSION, Store, load_run
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 
@@ -196,3 +196,25 @@ def test_missing_run_and_missing_store_are_named(store_path):
     Store(store_path).close()
     with pytest.raises(StoreError, match="run 7: not in"):
         load_run(7, store=store_path)
+
+
+def test_many_processes_opening_one_new_store_at_once_make_its_tables_once(store_path):
+    """The schema alters tables (version 3 adds columns), so making it twice would fail: the
+    check that the store is new and the making are one transaction (CI saw two sweeps race)."""
+    barrier = threading.Barrier(6)
+    outcome: list[object] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            with Store(store_path) as store:
+                outcome.append(store.db.execute("SELECT value FROM meta").fetchone()[0])
+        except StoreError as error:
+            outcome.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcome == [str(SCHEMA_VERSION)] * 6

@@ -121,13 +121,20 @@ class Store(Claims):
                 return
             _use_write_ahead_log(self.db, _BUSY_TIMEOUT_SECONDS)
             if not tables:
-                self.db.executescript(
-                    f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR IGNORE INTO meta "
-                    f"VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
-                )
+                self._create()
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {self.path}: cannot be opened as a store ({err})") from None
+
+    def _create(self) -> None:
+        """Make the tables of a new store, unless another process just made them (two sweeps
+        may open one new store at once: the check and the making are one transaction)."""
+        with self._transaction():
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+                return
+            for statement in _statements(SCHEMA):
+                self.db.execute(statement)
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -171,7 +178,7 @@ class Store(Claims):
         with self._transaction():
             version = self._version()  # another process may have migrated meanwhile
             while version < SCHEMA_VERSION:
-                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
+                for statement in _statements(MIGRATIONS[version]):
                     self.db.execute(statement)
                 version += 1
             self.db.execute(
@@ -586,6 +593,11 @@ class Store(Claims):
                 "SELECT * FROM params WHERE run_id = ? ORDER BY path", (run_id,)
             )
         }
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a script of the schema (whose comments hold no semicolon)."""
+    return [statement for statement in sql.split(";") if statement.strip()]
 
 
 def _still_running(row: dict[str, Any]) -> bool:
