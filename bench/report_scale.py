@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,25 +34,13 @@ def _store(path: Path, runs: int) -> None:
 
 
 def _open_seconds(page: Path) -> float | None:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver), options=options)
+    from bench.browser import headless_chromium, installed
+
+    if not installed():
+        return None
+    browser = headless_chromium()
     try:
         started = time.perf_counter()
         browser.get(page.resolve().as_uri())

@@ -171,32 +171,18 @@ def _regimes(store: Any, run_ids: list[int], out: str, data_dir: str | None) -> 
 
 
 def _predictions(kind: str, store: Any, run_ids: list[int], out: str, data_dir: str | None) -> Any:
-    import numpy as np
-
-    from ..data import load
     from ..results import plots
-    from ..results.predictions import probabilities
+    from ..results.predictions import predict_test_set
 
     if len(run_ids) != 1:
         raise click.UsageError(f"plot {kind} draws one run")
-    run = store.load(run_ids[0])
-    test = load(run.config.dataset, data_dir=data_dir, validation=0).test
-    guesses = np.argmax(probabilities(run, test.images), axis=1)
-    names = list(_class_names(run))
+    found = predict_test_set(store.load(run_ids[0]), data_dir=data_dir)
     if kind == "confusion":
-        confusion = np.zeros((len(names), len(names)), int)
-        np.add.at(confusion, (test.labels, guesses), 1)
-        return plots.plot_confusion(confusion, names, out)
-    wrong = np.flatnonzero(guesses != test.labels)[:32]
+        return plots.plot_confusion(found.confusion(), found.names, out)
+    wrong = found.wrong(32)
     return plots.plot_misclassified(
-        test.images[wrong], test.labels[wrong], guesses[wrong], names, out
+        found.images[wrong], found.labels[wrong], found.predicted[wrong], found.names, out
     )
-
-
-def _class_names(run: Any) -> tuple[str, ...]:
-    from ..data import dataset_info
-
-    return dataset_info(run.config.dataset).class_names
 
 
 def _lr_points(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float, float]]]:

@@ -283,7 +283,6 @@ class PlaneCosts:
     """The mean training cost at points (a, b) of a plane, as one compiled, batched call."""
 
     def __init__(self, config: RunConfig, plane: Plane, layout: list[tuple[str, tuple]]) -> None:
-        import jax.numpy as jnp
 
         from ..models import DENSE_MODELS, make_model
 
@@ -291,11 +290,10 @@ class PlaneCosts:
         self.model = make_model(config.model, hidden=config.hidden, activation=config.activation)
         self.dense = config.model in DENSE_MODELS
 
-        def tree(vector: np.ndarray) -> Any:
-            flat = params_from_vector(vector.astype(np.float32), layout)
-            return {k: {n: jnp.asarray(a) for n, a in v.items()} for k, v in _nested(flat)}
-
-        self.trees = (tree(plane.origin), tree(plane.directions[0]), tree(plane.directions[1]))
+        self.trees = tuple(
+            _tree(params_from_vector(vector.astype(np.float32), layout))
+            for vector in (plane.origin, *plane.directions)
+        )
         self._compiled: Any = None  # jit keeps one executable per shape of points and subset
 
     def flop(self, points: int, examples: int) -> float:
@@ -350,11 +348,6 @@ class PlaneCosts:
             return jax.lax.map(jax.vmap(one), chunks)
 
         return jax.jit(costs)
-
-
-def _nested(flat: dict[str, np.ndarray]) -> list[tuple[str, dict[str, np.ndarray]]]:
-    tree = unflatten_params(flat)
-    return list(tree.items())
 
 
 def grid_axes(
@@ -549,9 +542,11 @@ def training_cost(config: RunConfig, images: np.ndarray, labels: np.ndarray) -> 
 
 
 def _tree(flat: dict[str, np.ndarray]) -> Any:
+    """Flat parameters as the nested pytree of device arrays the models take."""
+    import jax
     import jax.numpy as jnp
 
-    return {k: {n: jnp.asarray(a) for n, a in v.items()} for k, v in _nested(flat)}
+    return jax.tree.map(jnp.asarray, unflatten_params(flat))
 
 
 @dataclass

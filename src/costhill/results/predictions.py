@@ -82,3 +82,31 @@ def predict(
         )
         for where, p, label in zip(shown, probs, labels, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class TestSetPredictions:
+    """A run's predicted class for every test image, with the truth and the class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    names: list[str]
+
+    def confusion(self) -> np.ndarray:
+        """Counts of (true class, predicted class)."""
+        counts = np.zeros((len(self.names), len(self.names)), int)
+        np.add.at(counts, (self.labels, self.predicted), 1)
+        return counts
+
+    def wrong(self, limit: int) -> np.ndarray:
+        """Indices of the first ``limit`` misclassified test images."""
+        return np.flatnonzero(self.predicted != self.labels)[:limit]
+
+
+def predict_test_set(run: Run, *, data_dir: str | None = None) -> TestSetPredictions:
+    """The run's predictions over its dataset's whole test split."""
+    test = load(run.config.dataset, data_dir=data_dir, validation=0).test
+    predicted = np.argmax(probabilities(run, test.images), axis=1)
+    names = list(dataset_info(run.config.dataset).class_names)
+    return TestSetPredictions(test.images, test.labels, predicted, names)

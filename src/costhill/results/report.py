@@ -429,19 +429,15 @@ def _diagnostics_section(runs: list[Run], data_dir: str | None) -> str:
 def _predictions_section(store: Store, rows: list[dict[str, Any]], data_dir: str | None) -> str:
     import plotly.graph_objects as go
 
-    from ..data import dataset_info, load
-    from .predictions import probabilities
+    from .predictions import predict_test_set
 
     scored = [r for r in rows if r["status"] == "finished" and r["best_val_accuracy"] is not None]
     if not scored:
         return ""
     best = max(scored, key=lambda r: r["best_val_accuracy"])
     run = store.load(best["run_id"])
-    names = list(dataset_info(run.config.dataset).class_names)
-    test = load(run.config.dataset, data_dir=data_dir, validation=0).test
-    predicted = np.argmax(probabilities(run, test.images), axis=1)
-    confusion = np.zeros((len(names), len(names)), int)
-    np.add.at(confusion, (test.labels, predicted), 1)
+    found = predict_test_set(run, data_dir=data_dir)
+    names, confusion = found.names, found.confusion()
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     heat = go.Figure(
         go.Heatmap(
@@ -456,15 +452,16 @@ def _predictions_section(store: Store, rows: list[dict[str, Any]], data_dir: str
     heat.update_layout(
         xaxis_title="predicted", yaxis_title="true", height=560, yaxis={"autorange": "reversed"}
     )
-    wrong = np.flatnonzero(predicted != test.labels)[:24]
+    wrong = found.wrong(24)
+    accuracy = float(np.mean(found.predicted == found.labels))
     return (
         f"<p class='note'>run {run.run_id}, the best on validation; its test set "
-        f"({len(test):,} images): accuracy {float(np.mean(predicted == test.labels)):.4f}</p>"
+        f"({len(found.labels):,} images): accuracy {accuracy:.4f}</p>"
         + _figure_html(heat, "confusion")
         + _table(
             ["class", "accuracy"], [[n, float(a)] for n, a in zip(names, per_class, strict=True)]
         )
-        + _misclassified(test.images[wrong], test.labels[wrong], predicted[wrong], names)
+        + _misclassified(found.images[wrong], found.labels[wrong], found.predicted[wrong], names)
     )
 
 
