@@ -45,16 +45,18 @@ def run_and_store(
     quiet: bool = False,
     tensorboard: str | None = None,
     resume: Run | None = None,
+    replacing: int | None = None,
 ) -> Run:
-    """Train ``config`` (or continue the interrupted run ``resume``) with a progress bar on
-    stderr, writing each epoch, and what continuing needs, to the store (and to TensorBoard
-    event files under ``tensorboard``)."""
+    """Train ``config`` (or continue the interrupted run ``resume``, or train again in place the
+    stopped run ``replacing``, which kept nothing) with a progress bar on stderr, writing each
+    epoch, and what continuing needs, to the store (and to TensorBoard event files under
+    ``tensorboard``)."""
     from ..engine import prepare_process
     from ..engine.compilation_cache import removing_unreadable_entries
 
     cache = prepare_process([config])
     with removing_unreadable_entries(cache) as removed:
-        run = _run_and_store(config, store_path, data_dir, quiet, tensorboard, resume)
+        run = _run_and_store(config, store_path, data_dir, quiet, tensorboard, resume, replacing)
     if removed:
         make_console(stderr=True, quiet=quiet).print(
             f"[yellow]compilation cache {cache}: unreadable entries for {', '.join(removed)} "
@@ -70,6 +72,7 @@ def _run_and_store(
     quiet: bool,
     tensorboard: str | None,
     resume: Run | None,
+    replacing: int | None,
 ) -> Run:
     from ..data import load_for
     from ..engine import check, train
@@ -85,7 +88,7 @@ def _run_and_store(
             "accuracies are lower than on the full Fashion-MNIST[/]"
         )
     store = Store(store_path)
-    shown = _TrainProgress(console, store, config.epochs, tensorboard)
+    shown = _TrainProgress(console, store, config.epochs, tensorboard, replacing)
     try:
         with shown.progress:
             run = train(
@@ -117,7 +120,14 @@ def _run_and_store(
 class _TrainProgress:
     """A run's hooks: each epoch into the store (and TensorBoard), and a progress bar."""
 
-    def __init__(self, console: Any, store: Any, epochs: int, tensorboard: str | None) -> None:
+    def __init__(
+        self,
+        console: Any,
+        store: Any,
+        epochs: int,
+        tensorboard: str | None,
+        replacing: int | None = None,
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -128,6 +138,7 @@ class _TrainProgress:
 
         self.store = store
         self.tensorboard = tensorboard
+        self.replacing = replacing
         self.progress = Progress(
             TextColumn("[bold]epoch[/]"),
             MofNCompleteColumn(),
@@ -144,7 +155,7 @@ class _TrainProgress:
     def on_start(self, run: Run) -> None:
         self.started.append(run)
         if run.run_id is None:
-            self.store.begin(run)
+            self.store.begin(run, replacing=self.replacing)
         else:  # an interrupted run, continued
             self.store.reopen(run)
             self.progress.update(self.task, completed=len(run.epochs))
@@ -318,7 +329,7 @@ def train(
         costhill train --batch-size full --optimizer adam --lr 1e-2 --epochs 200 --json
         costhill train --resume 7
     """
-    resume = None
+    resume, replacing = None, None
     if resume_id is not None:
         from ..store import Store
 
@@ -327,6 +338,8 @@ def train(
         with Store(store_path, create=False) as store:
             resume = store.resumable(resume_id)
         config = resume.config
+        if resume.state is None:  # killed before its first epoch ended: train it again in place
+            replacing, resume = resume_id, None
     else:
         config = build_config(preset, flags, opt_pairs)
     run = run_and_store(
@@ -336,6 +349,7 @@ def train(
         quiet=quiet,
         tensorboard=tensorboard,
         resume=resume,
+        replacing=replacing,
     )
     print_summary(run, as_json=as_json)
 

@@ -208,16 +208,26 @@ class Store(Claims):
 
     # -- writing -------------------------------------------------------------------------
 
-    def begin(self, run: Run) -> int:
-        """Record that ``run`` has started; returns its id (also set on ``run``)."""
+    def begin(self, run: Run, *, replacing: int | None = None) -> int:
+        """Record that ``run`` has started; returns its id (also set on ``run``).
+
+        ``replacing`` names a stopped run of the same config that kept nothing to continue from
+        (``stopped_run``): it is trained again from the start under its own id, so that a run
+        killed before its first epoch ended leaves no second row behind.
+        """
         cfg = run.config
         run.created_at = run.created_at or _now()
         with self._transaction():
+            if replacing is not None:
+                # Its epochs, costs and snapshots go with it (ON DELETE CASCADE): they are
+                # recomputed, number for number, by the same config and seed.
+                self.db.execute("DELETE FROM runs WHERE id = ?", (replacing,))
             cursor = self.db.execute(
-                "INSERT INTO runs (created_at, status, config_hash, config, seed, dataset, model,"
-                " init, optimizer, lr, batch_size, regime, num_train, steps_per_epoch, versions,"
-                " data, compile_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, created_at, status, config_hash, config, seed, dataset,"
+                " model, init, optimizer, lr, batch_size, regime, num_train, steps_per_epoch,"
+                " versions, data, compile_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
+                    replacing,
                     run.created_at,
                     run.status,
                     cfg.config_hash(),
@@ -384,23 +394,33 @@ class Store(Claims):
         if run.status in DONE:
             raise StoreError(f"run {run_id}: is {run.status}; there is nothing to resume")
         run.state = self.load_state(run_id)
-        if run.state is None:
+        if run.state is None and run.epochs:
             raise StoreError(
-                f"run {run_id}: kept no training state (it stopped before its first epoch "
-                "ended); train its config again"
+                f"run {run_id}: kept no training state (it was trained by a costhill that kept "
+                "none, or in a cohort); train its config again"
             )
         run.snapshots = self.load_snapshots(run_id)
         return run
 
     def interrupted_run(self, config_hash: str) -> int | None:
         """The latest run of this config that stopped part-way and can be continued."""
-        row = self.db.execute(
-            "SELECT r.id FROM runs r JOIN training_state s ON s.run_id = r.id "
+        stopped = self.stopped_run(config_hash)
+        return stopped[0] if stopped is not None and stopped[1] else None
+
+    def stopped_run(self, config_hash: str) -> tuple[int, bool] | None:
+        """The latest run of this config that stopped part-way (interrupted, or left running by
+        a process that died), and whether it kept a state to continue from."""
+        rows = self.db.execute(
+            "SELECT r.*, s.run_id IS NOT NULL AS kept FROM runs r "
+            "LEFT JOIN training_state s ON s.run_id = r.id "
             "WHERE r.config_hash = ? AND r.status IN ('interrupted', 'running') "
-            "ORDER BY r.id DESC LIMIT 1",
+            "ORDER BY r.id DESC",
             (config_hash,),
-        ).fetchone()
-        return None if row is None else int(row[0])
+        )
+        for row in rows:
+            if row["status"] == "interrupted" or not _still_running(dict(row)):
+                return int(row["id"]), bool(row["kept"])
+        return None
 
     def mark(self, run_id: int, status: str) -> None:
         with self._transaction():

@@ -155,12 +155,15 @@ class InProcess(AbstractExecutor):
     def _train_group(self, group: Todo, store: Store, hooks: Hooks) -> list[Run]:
         for position, config in group:
             hooks.start(position, config)
+        configs = [config for _, config in group]
+        stopped = {c.config_hash(): store.stopped_run(c.config_hash()) for c in configs}
+        replacing = {h: s[0] for h, s in stopped.items() if s is not None and not s[1]}
         current: list[Run] = []
 
         def begin(run: Run) -> None:
             current.append(run)
             if run.run_id is None:
-                store.begin(run)
+                store.begin(run, replacing=replacing.get(run.config.config_hash()))
             else:  # an interrupted run, continued
                 store.reopen(run)
 
@@ -169,27 +172,34 @@ class InProcess(AbstractExecutor):
             if hooks.on_epoch is not None:
                 hooks.on_epoch(run, record, costs)
 
-        configs = [config for _, config in group]
         data = self.data_for(configs[0])
+        continued = any(s is not None and s[1] for s in stopped.values())
         try:
-            if len(configs) > 1:
+            if len(configs) > 1 and not continued:
                 return train_cohort(configs, data=data, on_start=begin, on_epoch=epoch_done)
-            stopped = store.interrupted_run(configs[0].config_hash())
-            resume = store.resumable(stopped) if stopped is not None else None
-            only = train(
-                configs[0],
-                data=data,
-                on_start=begin,
-                on_epoch=epoch_done,
-                keep_state=True,
-                resume=resume,
-            )
-            return [only]
+            # A run that kept its state goes on alone, from where it stopped; a cohort keeps
+            # none (its members are restarted in place, above).
+            return [
+                train(
+                    config,
+                    data=data,
+                    on_start=begin,
+                    on_epoch=epoch_done,
+                    keep_state=True,
+                    resume=_continuing(store, stopped[config.config_hash()]),
+                )
+                for config in configs
+            ]
         except KeyboardInterrupt:
             for run in current:
                 if run.run_id is not None:
                     store.mark(run.run_id, "interrupted")
             raise
+
+
+def _continuing(store: Store, stopped: tuple[int, bool] | None) -> Run | None:
+    """The stopped run to continue, with its kept state; None to train from the start."""
+    return store.resumable(stopped[0]) if stopped is not None and stopped[1] else None
 
 
 _WORKER_DATA: dict[str | None, DataCache] = {}
