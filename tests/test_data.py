@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from costhill import data
+from costhill.download import Retry
 from costhill.errors import DataError
 
 _SHIPPED = data.DATASETS["fashion-mnist-sample"].shipped_dir
@@ -161,6 +162,9 @@ def test_nothing_found_says_where_it_looked(monkeypatch, tmp_path):
         data.locate("mnist")
 
 
+NO_WAIT = Retry(attempts=2, backoff=0.0, timeout=2.0)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
@@ -215,7 +219,7 @@ def test_bad_download_leaves_nothing_in_the_cache(monkeypatch, tmp_path, mirror)
     _sample_as("served", monkeypatch)
     _rewrite(root / "t10k-images-idx3-ubyte.gz", lambda raw: raw[:-1] + b"\x01")
     with pytest.raises(DataError, match="checksum mismatch after download"):
-        data.fetch("served", mirror=url)
+        data.fetch("served", mirror=url, retry=NO_WAIT, sleep=lambda _: None)
     names = [p.name for p in data.cache_dir("served").iterdir()]
     assert "t10k-images-idx3-ubyte.gz" not in names
     assert not [n for n in names if n.endswith(".part")]
@@ -225,7 +229,7 @@ def test_unreachable_mirror_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _sample_as("served", monkeypatch)
     with pytest.raises(DataError, match="download failed"):
-        data.fetch("served", mirror="http://127.0.0.1:9/", timeout=2)
+        data.fetch("served", mirror="http://127.0.0.1:9/", retry=NO_WAIT, sleep=lambda _: None)
 
 
 def test_shipped_checksums_match_the_files():

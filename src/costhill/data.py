@@ -16,8 +16,7 @@ import hashlib
 import os
 import struct
 import tempfile
-import urllib.error
-import urllib.request
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig
+from .download import DEFAULT_RETRY, ProgressFn, Retry, download
 from .errors import DataError
 from .specs import lookup
 
@@ -354,68 +354,83 @@ def _has_all_files(directory: Path, info: DatasetInfo) -> bool:
     return _has_idx_files(directory) or bool(csv_files(directory, info))
 
 
-ProgressFn = Callable[[str, int, int | None], None]
-
-
 def fetch(
     dataset: str = "fashion-mnist",
     *,
     mirror: str | None = None,
     progress: ProgressFn | None = None,
-    timeout: float = 30.0,
+    retry: Retry = DEFAULT_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
     """Download ``dataset``'s four files into the user cache; return the cache directory.
 
     Each file goes to a temporary file beside its target, is verified, then renamed, so the cache
-    never holds a bad file. ``progress(name, bytes_done, bytes_total)`` is called as bytes arrive.
+    never holds a bad file. A file that fails its checks is downloaded again (``retry``), since a
+    proxy or a mirror may have handed over a broken copy. ``progress(name, bytes_done,
+    bytes_total)`` is called as bytes arrive.
     """
     info = dataset_info(dataset)
     base = mirror or os.environ.get("COSTHILL_MIRROR") or info.mirror
     if base is None:
         raise DataError(f"dataset {dataset!r} ships with costhill and is never downloaded")
     target = cache_dir(dataset)
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cache {target}: cannot be made ({err.strerror})") from None
     for key, stem in SPLIT_FILES.items():
         final = target / f"{stem}.gz"
         if final.is_file():
             continue
         url = base.rstrip("/") + f"/{stem}.gz"
-        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{stem}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                _download(url, out, stem, progress, timeout)
-            data = read_idx_bytes(tmp)
-            expected_sha = info.sha256.get(key)
-            if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
-                raise DataError(f"{url}: checksum mismatch after download; nothing was kept")
-            parse_idx(
-                data,
-                path=Path(url),
-                expect_magic=IMAGE_MAGIC if key.endswith("images") else LABEL_MAGIC,
+        for attempt in range(1, retry.attempts + 1):
+            wrong = _fetch_file(url, final, key, info, progress, retry, sleep)
+            if wrong is None:
+                break
+            if attempt < retry.attempts:
+                sleep(retry.wait(attempt))
+        else:
+            raise DataError(
+                f"{url}: {wrong} after download ({retry.attempts} attempts); nothing was kept"
             )
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
     return target
 
 
-def _download(
-    url: str, out: object, name: str, progress: ProgressFn | None, timeout: float
-) -> None:
+def _fetch_file(
+    url: str,
+    final: Path,
+    key: str,
+    info: DatasetInfo,
+    progress: ProgressFn | None,
+    retry: Retry,
+    sleep: Callable[[float], None],
+) -> str | None:
+    """Download ``url`` to ``final`` through a temporary file; None if it was kept, else what
+    was wrong with it (the temporary file is gone either way)."""
+    stem = final.name.removesuffix(".gz")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            total_header = response.headers.get("Content-Length")
-            total = int(total_header) if total_header else None
-            done = 0
-            while chunk := response.read(1 << 16):
-                out.write(chunk)  # type: ignore[attr-defined]
-                done += len(chunk)
-                if progress is not None:
-                    progress(name, done, total)
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise DataError(f"{url}: download failed ({reason})") from None
+        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{stem}.", suffix=".part")
+    except OSError as err:
+        raise DataError(f"cache {final.parent}: cannot be written ({err.strerror})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            download(url, out, name=stem, retry=retry, progress=progress, sleep=sleep)
+        try:
+            data = read_idx_bytes(tmp)
+            expected_sha = info.sha256.get(key)
+            if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
+                return "checksum mismatch"
+            magic = IMAGE_MAGIC if key.endswith("images") else LABEL_MAGIC
+            parse_idx(data, path=Path(url), expect_magic=magic)
+        except DataError as err:
+            return str(err).removeprefix(f"{tmp}: ")
+        os.replace(tmp, final)
+        return None
+    except OSError as err:  # the cache's disk is full, or the folder read-only
+        raise DataError(f"cache {final.parent}: cannot be written ({err.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def locate(
