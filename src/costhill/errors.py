@@ -18,3 +18,7 @@ class ConfigError(CosthillError):
 
 class StoreError(CosthillError):
     """The run store cannot be opened, or a run asked for is not in it."""
+
+
+class ResourceError(CosthillError):
+    """The work asked for would not fit: memory (estimated up front) or disk."""

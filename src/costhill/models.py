@@ -7,6 +7,7 @@ pytree and ``apply(params, image)`` maps *one* 28x28 image to 10 logits. Batches
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,10 @@ class Model:
     forward_flops: int
     # Examples per evaluation chunk: bounds activation memory (the CNN's patches are large).
     eval_chunk: int = 1000
+    # For the memory estimate made before training (engine.memory): the number of parameters,
+    # and the floats one example's forward pass holds for the backward pass.
+    num_params: int = 0
+    activation_floats: int = 0
 
 
 def _dense_params(
@@ -99,14 +104,16 @@ def mlp(hidden: Sequence[int] = (200, 100, 30), activation: str = "relu") -> Mod
     def apply(params: Params, image: Float[Array, "28 28"]) -> Float[Array, "10"]:
         return _dense_stack(params, image.reshape(-1), len(sizes) - 1, act)
 
-    flops = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-    return Model("mlp", init, apply, flops)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    flops = sum(2 * a * b for a, b in pairs)
+    num_params = sum(a * b + b for a, b in pairs)
+    return Model("mlp", init, apply, flops, num_params=num_params, activation_floats=sum(sizes))
 
 
 def logreg() -> Model:
     """Multinomial logistic regression: one dense layer 784 -> 10."""
     model = mlp(hidden=(), activation="relu")
-    return Model("logreg", model.init, model.apply, model.forward_flops)
+    return dataclasses.replace(model, name="logreg")
 
 
 Convolution = Callable[
@@ -164,8 +171,20 @@ def cnn(*, convolution: Convolution | None = None) -> Model:
         return _dense_stack(params, x.reshape(-1), 2, jax.nn.relu)
 
     conv_flops = 2 * 28 * 28 * 25 * 1 * 32 + 2 * 14 * 14 * 25 * 32 * 64
-    dense_flops = sum(2 * a * b for a, b in zip(dense_sizes[:-1], dense_sizes[1:], strict=True))
-    return Model("cnn", init, apply, conv_flops + dense_flops, eval_chunk=100)
+    pairs = list(zip(dense_sizes[:-1], dense_sizes[1:], strict=True))
+    dense_flops = sum(2 * a * b for a, b in pairs)
+    num_params = sum(a * b + b for a, b in pairs) + (25 * 32 + 32) + (25 * 32 * 64 + 64)
+    # The two convolutions' 5x5 patches, their outputs and pools, then the dense layers.
+    floats = 28 * 28 * 25 + 28 * 28 * 32 * 2 + 14 * 14 * (25 * 32 + 64 * 2) + 7 * 7 * 64
+    return Model(
+        "cnn",
+        init,
+        apply,
+        conv_flops + dense_flops,
+        eval_chunk=100,
+        num_params=num_params,
+        activation_floats=floats + sum(dense_sizes),
+    )
 
 
 def dense_layers_after_first(

@@ -38,9 +38,10 @@ FLAGS = {
     "index": "--index",
     "image": "--image",
     "format": "--format",
+    "cohorts": "--cohorts",
 }
 _FIELD_AT_START = re.compile(
-    r"(^|: )(" + "|".join(sorted(map(re.escape, FLAGS), key=len, reverse=True)) + r")(?= |:)"
+    r"(^|: |; )(" + "|".join(sorted(map(re.escape, FLAGS), key=len, reverse=True)) + r")(?= |:)"
 )
 
 
@@ -53,6 +54,8 @@ def as_flags(message: str) -> str:
     Examples:
       >>> as_flags("flags: lr = -1.0: expected a positive number")
       'flags: --lr = -1.0: expected a positive number'
+      >>> as_flags("batch_size full: too big. To fit: batch_size smaller; hidden narrower")
+      'batch_size full: too big. To fit: --batch-size smaller; --hidden narrower'
       >>> as_flags("lr-demo.toml:5: lr: must be positive")
       'lr-demo.toml:5: lr: must be positive'
     """

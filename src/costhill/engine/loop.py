@@ -49,6 +49,7 @@ from .cpu_tuning import (
     epoch_compiler_options,
     xla_threads_in_use,
 )
+from .memory import require_memory
 from .process import prepare_process, versions
 from .steps import epoch_order, make_epoch, make_evaluate, snapshot_plan
 
@@ -71,6 +72,14 @@ def check(config: RunConfig, *, custom_optimizer: bool = False) -> tuple[Model, 
         if config.schedule != "constant":
             parse_schedule(config.schedule)
     return model, kernel_init, bias_init
+
+
+def check_memory(configs: Sequence[RunConfig], data: Dataset) -> None:
+    """Refuse ``configs`` (one run, or one cohort) if training them would not fit in memory:
+    a sweep asks this of every group before it trains any (``engine.memory``)."""
+    arms = _Arms(list(configs), vectorize=len(configs) > 1, keep_state=False)
+    model = check(arms.first)[0]
+    require_memory(arms.configs, model, data, _optimizer_for(arms, len(data.train)))
 
 
 def cohort_signature(config: RunConfig) -> str:
@@ -239,6 +248,7 @@ def _train(
     data = _checked_data(arms.first, data, data_dir)
     n = len(data.train)
     optimizer = optimizer or _optimizer_for(arms, n)
+    require_memory(arms.configs, parts[0][0], data, optimizer)
     runs, params, opt_state, first_epoch, steps_done = _starting_point(
         arms, parts, optimizer, data, resume
     )

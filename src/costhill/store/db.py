@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 import zlib
@@ -124,6 +125,11 @@ class Store(Claims):
                 self._create()
             self._migrate()
         except sqlite3.DatabaseError as err:
+            folder = self.path.resolve().parent
+            if not read_only and not os.access(folder, os.W_OK):
+                raise StoreError(
+                    f"store {self.path}: cannot be written: its folder {folder} is read-only"
+                ) from None
             raise StoreError(f"store {self.path}: cannot be opened as a store ({err})") from None
 
     def _create(self) -> None:
@@ -196,15 +202,25 @@ class Store(Claims):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        """One all-or-nothing change. A disk that is full or read-only fails it as one line,
+        and SQLite has then put the store back as it was before the change began."""
         if self.read_only:
             raise StoreError(f"store {self.path}: opened read-only")
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise StoreError(
+                f"store {self.path}: cannot be written ({err}); it holds what it held before"
+            ) from None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -247,8 +263,8 @@ class Store(Claims):
                     run.compile_seconds,
                 ),
             )
-        run.run_id = int(cursor.lastrowid or 0)
-        self._mark_mine(run.run_id)
+            run.run_id = int(cursor.lastrowid or 0)
+            self._mark_mine(run.run_id)
         return run.run_id
 
     def _mark_mine(self, run_id: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import COHORT_CHOICES, RunConfig
 from ..data import Dataset, load_for
-from ..engine import cohort_signature, train, train_cohort
+from ..engine import check_memory, cohort_signature, train, train_cohort
 from ..errors import ConfigError
 from ..records import Run
 from ..store import Store
@@ -138,8 +138,10 @@ class InProcess(AbstractExecutor):
         self.cohorts = cohorts
 
     def execute(self, todo: Todo, store: Store, report: SweepReport, hooks: Hooks) -> None:
-
-        for group in cohort_groups(todo, self.cohorts):
+        groups = cohort_groups(todo, self.cohorts)
+        for group in groups:  # every one, before any trains
+            check_memory([config for _, config in group], self.data_for(group[0][1]))
+        for group in groups:
             group = claimed(group, store, report, hooks)
             if not group:
                 continue
