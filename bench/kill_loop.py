@@ -38,7 +38,7 @@ model = "mlp"
 hidden = [128]
 batch_size = 8
 epochs = {epochs}
-seeds = [0, 1]
+seeds = {seeds}
 
 [[axes.optimizer]]
 name = "adam"
@@ -195,9 +195,11 @@ def same_runs(whole: Path, killed: Path) -> list[str]:
         return problems
 
 
-def sweep_command(folder: Path, epochs: int) -> Callable[[Path], list[str]]:
+def sweep_command(
+    folder: Path, epochs: int, seeds: tuple[int, ...] = (0, 1)
+) -> Callable[[Path], list[str]]:
     plan = folder / "kill-loop.toml"
-    plan.write_text(SWEEP_PLAN.format(epochs=epochs))
+    plan.write_text(SWEEP_PLAN.format(epochs=epochs, seeds=list(seeds)))
     return lambda store: [
         sys.executable,
         "-m",
@@ -225,8 +227,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--sweep-epochs", type=int, default=150)
-    parser.add_argument("--train-epochs", type=int, default=1000)
+    parser.add_argument("--sweep-epochs", type=int, default=200)
+    parser.add_argument("--train-epochs", type=int, default=700)
     args = parser.parse_args()
     print("| command | kills | uninterrupted | killed, all attempts | ratio | runs | problems |")
     print("|---|---:|---:|---:|---:|---:|---|")

@@ -4,13 +4,8 @@ run never interrupted; the store keeps that state (overwritten each epoch); `cos
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,51 +89,6 @@ def test_a_damaged_state_is_named(sample, store_path):
         store.db.execute("UPDATE training_state SET optimizer = x'00'")
         with pytest.raises(StoreError, match="kept training state is damaged"):
             store.load_state(run_id)
-
-
-def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "costhill", "train", *args, "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _epochs(store: Path) -> int:
-    try:
-        with sqlite3.connect(store) as db:
-            return db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
-    except sqlite3.OperationalError:  # the file is there, its tables not yet
-        return 0
-
-
-def test_train_killed_with_sigkill_resumes_to_the_same_numbers(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
-    settings = ["--dataset", "fashion-mnist-sample", "--epochs", "12", "--batch-size", "10"]
-    whole, killed = tmp_path / "whole.db", tmp_path / "killed.db"
-    process = _cli(*settings, "--store", str(killed), env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while _epochs(killed) < 2 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.02)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-    done = _epochs(killed)
-    assert 2 <= done < 12, "the run was not killed mid-way"
-    with sqlite3.connect(killed) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    for args in ((*settings, "--store", str(whole)), ("--resume", "1", "--store", str(killed))):
-        finished = _cli(*args, env=env)
-        _, err = finished.communicate(timeout=300)
-        assert finished.returncode == 0, err
-    with Store(whole, read_only=True) as a, Store(killed, read_only=True) as b:
-        assert len(b.list_runs()) == 1 and b.list_runs()[0]["status"] == "finished"
-        assert _same(b.load(1), a.load(1))
 
 
 def test_a_sweep_continues_its_interrupted_run(sample, store_path, tmp_path):

@@ -138,13 +138,37 @@ def test_kill_9_mid_sweep_loses_nothing_finished(tmp_path, store_path):
     assert len(counts) == len(plan) and set(counts.values()) == {1}
 
 
-def test_two_sweeps_write_one_store_at_once(tmp_path, store_path):
+def _read_while_they_write(store_path: Path, processes: list, invoke) -> int:
+    """Read the store as a user would, over and over, until the sweeps end: every command
+    answers (no "database is locked"), and every run is seen whole or not at all."""
+    reads = 0
+    while any(process.poll() is None for process in processes):
+        if not _finished_so_far(store_path):
+            time.sleep(0.05)
+            continue
+        for args in (("runs", "--json"), ("compare", "--sweep", "left")):
+            result = invoke(*args, "--store", store_path)
+            said = result.output + result.stderr
+            assert "locked" not in said and result.exit_code in (0, 2), said
+            assert result.exit_code == 0 or args[0] == "compare"  # no finished run yet
+        with Store(store_path, read_only=True) as store:
+            for row in store.list_runs():
+                run = store.load(row["run_id"], with_params=row["status"] == "finished")
+                assert len(run.step_costs) == len(run.epochs)
+                if row["status"] == "finished":
+                    assert len(run.epochs) == 2 and run.params
+        reads += 1
+    return reads
+
+
+def test_two_sweeps_and_a_reader_share_one_store(tmp_path, store_path, invoke):
     files = []
     for name, seeds in (("left", "[0, 1]"), ("right", "[2, 3]")):
         path = tmp_path / f"{name}.toml"
         path.write_text(SMALL.format(name=name, budget="epochs = 2", seeds=seeds))
         files.append(path)
     with _sweep_processes(files, store_path) as processes:
+        assert _read_while_they_write(store_path, processes, invoke) >= 3
         for process in processes:
             assert _finishes(process)
     counts = _finished_per_hash(store_path)

@@ -8,11 +8,13 @@ traceback.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Any
 
 import click
 
+from ..config import DEFAULT_STORE
 from ..errors import CosthillError
 from .options import as_flags
 
@@ -20,12 +22,37 @@ from .options import as_flags
 class CosthillGroup(click.Group):
     """A click group that reports costhill's errors as one clear line with exit code 2."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = list(args)  # to name the store in an error about it
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CosthillError as err:
             click.echo(f"Error: {as_flags(str(err))}", err=True)
             sys.exit(2)
+        except sqlite3.DatabaseError as err:  # a store damaged after it was opened
+            store = _store_argument(ctx.meta.get("argv", []))
+            what = (
+                "cannot be used now" if isinstance(err, sqlite3.OperationalError) else "is damaged"
+            )
+            click.echo(
+                f"Error: --store {store}: {what} ({err}); nothing was written to it. "
+                f"`sqlite3 {store} 'PRAGMA integrity_check'` shows what is wrong",
+                err=True,
+            )
+            sys.exit(2)
+
+
+def _store_argument(argv: list[str]) -> str:
+    """The store a command line names (``--store X`` or ``--store=X``), else the default."""
+    for i, arg in enumerate(argv):
+        if arg == "--store" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--store="):
+            return arg.removeprefix("--store=")
+    return DEFAULT_STORE
 
 
 @click.group(cls=CosthillGroup, context_settings={"help_option_names": ["-h", "--help"]})

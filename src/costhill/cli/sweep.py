@@ -92,8 +92,14 @@ def sweep(
                 on_run_end=shown.on_run_end,
             )
     except KeyboardInterrupt:
+        finished = len(store.sweep_runs(loaded.name))
+        stopped = sum(store.stopped_run(c.config_hash()) is not None for c in loaded.configs)
         store.close()
-        console.print("interrupted: finished runs are stored; run the same command to resume")
+        console.print(
+            f"interrupted: {finished} of {len(loaded)} runs finished and stored, {stopped} "
+            "kept part-way; run the same command to resume (part-way runs go on where they "
+            "stopped)"
+        )
         sys.exit(130)
     store.close()
     _print_report(loaded.name, report)

@@ -10,17 +10,18 @@ written in its own transaction, so a run stopped by Ctrl-C or ``kill -9`` keeps 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -84,6 +85,26 @@ def _use_write_ahead_log(db: sqlite3.Connection, timeout: float) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.1)
+
+
+T = TypeVar("T")
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """A read of stored data that a damaged store (a flipped byte, a truncated blob) fails with
+    one line naming the store, rather than a zlib or JSON traceback."""
+
+    @functools.wraps(method)
+    def read(self: Store, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except (zlib.error, ValueError, KeyError, TypeError) as err:
+            raise StoreError(
+                f"store {self.path}: stored data is damaged ({type(err).__name__}: {err}); "
+                "nothing was written to it"
+            ) from None
+
+    return read
 
 
 class Store(Claims):
@@ -482,6 +503,7 @@ class Store(Claims):
             marks = ",".join("?" * len(chunk))
             yield from self.db.execute(f"{query} ({marks}) {after}", (*before, *chunk))
 
+    @_reading
     def epoch_rows(self, run_ids: Sequence[int], columns: Sequence[str] = EPOCH_COLUMNS):
         """Every stored epoch of ``run_ids`` as rows of ``run_id`` and ``columns``, in run and
         epoch order."""
@@ -494,6 +516,7 @@ class Store(Claims):
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_members")]
 
+    @_reading
     def sweep_runs(self, sweep: str) -> list[dict]:
         """The latest finished or diverged run of each config of ``sweep`` (summary rows)."""
         rows = self.db.execute(
@@ -504,6 +527,7 @@ class Store(Claims):
         )
         return [self._row_dict(r) for r in rows]
 
+    @_reading
     def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict]:
         """Summary rows of the stored runs (of one status; the last ``limit``), in id order. A
         run left ``running`` by a process that died shows as ``interrupted``."""
@@ -530,6 +554,7 @@ class Store(Claims):
             d["status"] = "interrupted"  # its process died without saying so (kill -9, a crash)
         return d
 
+    @_reading
     def load(self, run_id: int, *, with_params: bool = True) -> Run:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
@@ -567,6 +592,7 @@ class Store(Claims):
             created_at=d["created_at"],
         )
 
+    @_reading
     def snapshot_index(self, run_id: int) -> list[dict[str, Any]]:
         """Each stored snapshot of a run without its parameters: step, epoch, training cost and
         stored bytes."""
@@ -610,6 +636,7 @@ class Store(Claims):
                 ),
             )
 
+    @_reading
     def sharpness(self, run_id: int, examples: int | None = None) -> dict[str, Any] | None:
         """The latest sharpness stored for a run (measured on ``examples`` examples, if given)."""
         query = "SELECT * FROM sharpness WHERE run_id = ?"
@@ -620,6 +647,7 @@ class Store(Claims):
         row = self.db.execute(query + " ORDER BY created_at DESC LIMIT 1", args).fetchone()
         return None if row is None else dict(row)
 
+    @_reading
     def load_params(self, run_id: int) -> dict[str, np.ndarray]:
         return {
             r["path"]: np.frombuffer(zlib.decompress(r["data"]), dtype=np.dtype(r["dtype"]))

@@ -1,0 +1,72 @@
+"""The kill loop (bench/kill_loop.py): `costhill sweep` and `costhill train` killed with SIGKILL at
+random moments, then run again until they finish. After every kill the store passes its integrity
+check, keeps every finished run, holds no config twice and lost no epoch it had; at the end it
+holds the runs of an uninterrupted command, number for number. A few kills in the default suite;
+twenty of each, and the time they cost, in the slow one."""
+
+from __future__ import annotations
+
+import pytest
+from bench.kill_loop import kill_loop, sweep_command, train_command
+
+
+def test_a_sweep_killed_three_times_ends_as_one_never_killed(tmp_path):
+    out = kill_loop(sweep_command(tmp_path, epochs=5, seeds=(0,)), tmp_path, kills=3, seed=1)
+    assert out.problems == [] and out.kills == 3 and out.runs == 3
+
+
+def test_train_killed_three_times_ends_as_one_never_killed(tmp_path):
+    out = kill_loop(train_command(epochs=25), tmp_path, kills=3, seed=2)
+    assert out.problems == [] and out.kills == 3 and out.runs == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [lambda folder: sweep_command(folder, epochs=200), lambda folder: train_command(epochs=700)],
+    ids=["sweep", "train"],
+)
+def test_twenty_kills_cost_at_most_half_again_the_uninterrupted_time(tmp_path, command):
+    out = kill_loop(command(tmp_path), tmp_path, kills=20)
+    print(
+        f"\n{out.kills} kills: {out.killed_seconds:.1f} s in all against "
+        f"{out.uninterrupted_seconds:.1f} s uninterrupted ({out.ratio:.2f}x), {out.runs} runs"
+    )
+    assert out.problems == [] and out.kills == 20
+    assert out.ratio <= 1.5
+
+
+def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_go_on(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import time
+
+    from bench.kill_loop import look
+
+    plan = sweep_command(tmp_path, epochs=30, seeds=(0,))(tmp_path / "runs.db")
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
+    process = subprocess.Popen(plan, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not _one_finished_one_started(tmp_path / "runs.db") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    last = err.decode().strip().splitlines()[-1]
+    assert process.returncode == 130
+    assert re.fullmatch(
+        r"interrupted: 1 of 3 runs finished and stored, 1 kept part-way; run the same command "
+        r"to resume \(part-way runs go on where they stopped\)",
+        last,
+    ), last
+    _, seen = look(tmp_path / "runs.db")
+    assert len(seen.finished) == 1 and sum(len(r) for r in seen.rows.values()) == 2
+
+
+def _one_finished_one_started(store):
+    from bench.kill_loop import look
+
+    _, seen = look(store)
+    started = [h for h in seen.rows if h not in seen.finished and seen.epochs(h) >= 1]
+    return len(seen.finished) == 1 and len(started) == 1
