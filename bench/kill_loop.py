@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from costhill.records import Run
+
 # Long enough that N = 20 restarts (each pays the interpreter, JAX and the data again, ~2.5 s)
 # are a fair share of the work, short enough for CI: about two minutes each, uninterrupted.
 SWEEP_PLAN = """
@@ -188,11 +190,16 @@ def same_runs(whole: Path, killed: Path) -> list[str]:
             x, y = a.load(row["run_id"]), b.load(ours[config_hash]["run_id"])
             if y.status != x.status:
                 problems.append(f"{config_hash}: {y.status}, not {x.status}")
-            elif not np.array_equal(x.all_step_costs(), y.all_step_costs()) or any(
-                not np.array_equal(x.params[k], y.params[k]) for k in x.params
-            ):
+            elif not _same_numbers(x, y):
                 problems.append(f"{config_hash}: numbers differ from the uninterrupted run")
         return problems
+
+
+def _same_numbers(x: Run, y: Run) -> bool:
+    if not np.array_equal(x.all_step_costs(), y.all_step_costs()):
+        return False
+    mine, theirs = x.params or {}, y.params or {}
+    return mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
 
 
 def sweep_command(

@@ -20,7 +20,7 @@ from costhill.optimizers import make_optimizer
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
 
-HUGE = [100_000_000]  # 78 billion parameters: more than any machine this runs on holds
+HUGE = (100_000_000,)  # 78 billion parameters: more than any machine this runs on holds
 
 
 def test_the_estimate_matches_a_hand_count():
@@ -46,7 +46,7 @@ def test_a_full_batch_run_too_big_for_memory_is_refused_before_it_starts(sample)
     config = RunConfig(
         dataset="fashion-mnist-sample", validation=300, batch_size="full", hidden=HUGE, epochs=1
     )
-    started = []
+    started: list = []
     with pytest.raises(ResourceError) as refused:
         train(config, data=sample, on_start=started.append)
     message = str(refused.value)
@@ -66,7 +66,7 @@ def test_the_comparison_uses_the_available_memory(sample, monkeypatch):
 def test_a_sweep_refuses_before_it_trains_any_run(sample, store_path):
     plan = parse_plan(
         'name = "too-big"\ndataset = "fashion-mnist-sample"\nvalidation = 300\nepochs = 1\n'
-        f"batch_size = 100\nseeds = [0]\n[axes]\nhidden = [[8], {HUGE}]\n",
+        f"batch_size = 100\nseeds = [0]\n[axes]\nhidden = [[8], [{HUGE[0]}]]\n",
         source="too-big.toml",
     )
     with Store(store_path) as store:
