@@ -418,6 +418,16 @@ def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):
     assert not store_path.exists()
     missing = invoke("compare", "--sweep", "nope", "--store", store_path)
     assert missing.exit_code == 2
+    plan_file.write_text(SMALL.format(name="big", budget="epochs = 1", seeds="[0]").replace(
+        "batch_size = 100", "batch_size = 1701"))  # fmt: skip
+    too_big = invoke("sweep", plan_file, "--store", store_path)
+    assert too_big.exit_code == 2 and too_big.stderr.strip().endswith(
+        "bad.toml: batch_size 1701: larger than the 1,700 training examples of "
+        "fashion-mnist-sample (with 300 held out for validation); use batch_size full for "
+        "full-batch descent"
+    )
+    with Store(store_path, read_only=True) as store:
+        assert store.list_runs() == []
 
 
 def test_workers_give_the_numbers_of_a_sequential_sweep(tmp_path):

@@ -7,6 +7,7 @@ from .cache import COMPILE_CACHE, CompileCache, epoch_key
 from .loop import (
     COHORT_FIELDS,
     check,
+    check_batch_size,
     check_cohort,
     check_memory,
     cohort_signature,
@@ -21,6 +22,7 @@ __all__ = [
     "COMPILE_CACHE",
     "CompileCache",
     "check",
+    "check_batch_size",
     "check_cohort",
     "check_memory",
     "cohort_signature",

@@ -447,10 +447,22 @@ def _keep_params_of_stopped(
 
 def _checked_data(config: RunConfig, data: Dataset | None, data_dir: str | None) -> Dataset:
     if data is None:
-        return load_for(config, data_dir=data_dir)
+        data = load_for(config, data_dir=data_dir)
     if data.name != config.dataset:
         raise ConfigError(f"data is {data.name!r} but the config names {config.dataset!r}")
+    check_batch_size(config, data)
     return data
+
+
+def check_batch_size(config: RunConfig, data: Dataset) -> None:
+    """Refuse a batch larger than the training set (rather than quietly train full-batch)."""
+    n = len(data.train)
+    if config.batch_size != "full" and int(config.batch_size) > n:
+        raise ConfigError(
+            f"batch_size {config.batch_size}: larger than the {n:,} training examples of "
+            f"{config.dataset} (with {len(data.validation):,} held out for validation); "
+            "use batch_size full for full-batch descent"
+        )
 
 
 def _optimizer_for(arms: _Arms, num_train: int) -> optax.GradientTransformation:

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..config import RunConfig
 from ..data import Dataset
-from ..engine import prepare_process
+from ..engine import check_batch_size, prepare_process
+from ..errors import ConfigError
 from ..records import Run
 from ..store import Store
 from .executors import (
@@ -76,6 +77,11 @@ def run_plan(
     data_for = DataCache(data_dir)
     hooks = Hooks(on_run_start, on_epoch, on_run_end)
     resolved = [resolve_budget(plan, c, data_for(c)) for c in plan.configs]
+    for config in resolved:  # every config, before any trains
+        try:
+            check_batch_size(config, data_for(config))
+        except ConfigError as err:
+            raise ConfigError(f"{plan.source}: {err}") from None
     hashes = [c.config_hash() for c in resolved]
     store.add_to_sweep(plan.name, hashes)
     done = store.done_hashes(hashes)
