@@ -31,7 +31,7 @@ import numpy as np
 from costhill.records import Run
 
 # Long enough that N = 20 restarts (each pays the interpreter, JAX and the data again, ~2.5 s)
-# are a fair share of the work, short enough for CI: about two minutes each, uninterrupted.
+# are a fair share of the work, short enough for CI: two to three minutes each, uninterrupted.
 SWEEP_PLAN = """
 name = "kill-loop"
 dataset = "fashion-mnist-sample"
@@ -234,8 +234,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--sweep-epochs", type=int, default=200)
-    parser.add_argument("--train-epochs", type=int, default=700)
+    parser.add_argument("--sweep-epochs", type=int, default=260)
+    parser.add_argument("--train-epochs", type=int, default=1000)
     args = parser.parse_args()
     print("| command | kills | uninterrupted | killed, all attempts | ratio | runs | problems |")
     print("|---|---:|---:|---:|---:|---:|---|")

@@ -5,9 +5,13 @@ costhill's own errors (one clear line at the CLI), never a Python exception of a
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,3 +145,39 @@ def test_the_small_parsers_raise_only_config_errors(text):
 )
 def test_optimizer_hyperparameters_raise_only_config_errors(name, options):
     _only_ours(lambda: check_hyperparameters(name, options))
+
+
+ATHERIS_RUNS = {"idx": 200_000, "plan": 50_000, "init": 100_000, "small": 100_000}
+TARGETS = Path(__file__).parent / "fuzz" / "targets.py"
+SEEDS = Path(__file__).parents[1] / "src" / "costhill"
+
+
+@pytest.mark.parametrize("target", sorted(ATHERIS_RUNS))
+def test_atheris_finds_no_crash(target, tmp_path):
+    """libFuzzer, guided by coverage of costhill's modules, from the bundled plans and the
+    sample's files as seeds: any exception but costhill's own fails with the input it found."""
+    pytest.importorskip("atheris", reason="atheris installs on Linux x86_64 CPython only")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    seeds = {"plan": SEEDS.glob("plans/*.toml"), "idx": SEEDS.glob("samples/*/*labels*")}
+    for seed in seeds.get(target, []):
+        data = seed.read_bytes()
+        (corpus / seed.name).write_bytes(gzip.decompress(data) if seed.suffix == ".gz" else data)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(TARGETS),
+            target,
+            "-seed=1",
+            f"-runs={ATHERIS_RUNS[target]}",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # where libFuzzer writes a crash-* file
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    found = [line for line in result.stderr.splitlines() if not line.startswith("#")]
+    assert result.returncode == 0, "\n".join(found[-40:])
+    assert f"Done {ATHERIS_RUNS[target]} runs" in result.stderr

@@ -69,6 +69,12 @@ def test_the_issue_s_example_plan_works_as_written():
         (("batch_size = [64]", "batch_size = [0]"), r"lr-demo.toml:10: batch_size:"),
         (("target = 0.85", "target = 85"), r"lr-demo.toml:5: target: must be an accuracy"),
         (('model = "mlp"', 'model = "mlp\n'), "not valid TOML"),
+        # found by atheris (tests/fuzz/targets.py plan): a TypeError before
+        (("epochs = 5", "epochs = 5\nopt = 1e-4"), r"opt 0.0001: expected a table"),
+        (
+            ('name = "adam"', "name = [1e-4]"),
+            r"lr-demo.toml:17: name: unknown optimizer \[0.0001\]",
+        ),
     ],
 )
 def test_bad_plans_fail_naming_file_line_and_key(change, message):

@@ -176,6 +176,17 @@ def _check_types(cfg: RunConfig) -> None:
         raise ConfigError("stop_at_target = True: expected a target_accuracy to stop at")
 
 
+def _opt_pairs(opt: Any, *, source: str) -> tuple[tuple[str, Any], ...]:
+    """A table of optimizer hyperparameters, or the (key, value) pairs a stored config holds."""
+    if not isinstance(opt, Mapping):
+        try:
+            opt = dict(opt)
+        except (TypeError, ValueError):
+            msg = f"{source}: opt {opt!r}: expected a table of hyperparameters"
+            raise ConfigError(msg) from None
+    return tuple(sorted(opt.items()))
+
+
 def from_dict(values: Mapping[str, Any], *, source: str) -> RunConfig:
     """A ``RunConfig`` from plain data; unknown keys and bad values name ``source``."""
     unknown = sorted(set(values) - set(FIELDS))
@@ -196,10 +207,7 @@ def from_dict(values: Mapping[str, Any], *, source: str) -> RunConfig:
             raise ConfigError(f"{source}: hidden {hidden!r}: expected a list of widths")
         kwargs["hidden"] = tuple(hidden)
     if "opt" in kwargs:
-        opt = kwargs["opt"]
-        if not isinstance(opt, Mapping):
-            opt = dict(opt)
-        kwargs["opt"] = tuple(sorted(opt.items()))
+        kwargs["opt"] = _opt_pairs(kwargs["opt"], source=source)
     if isinstance(kwargs.get("lr"), int) and not isinstance(kwargs.get("lr"), bool):
         kwargs["lr"] = float(kwargs["lr"])
     try:

@@ -334,8 +334,9 @@ def _configs(
     for point in points:
         opt = {k.removeprefix("opt."): v for k, v in point.items() if k.startswith("opt.")}
         values = {**run_settings, **{k: v for k, v in point.items() if not k.startswith("opt.")}}
-        if opt:
-            values["opt"] = {**dict(values.get("opt", {})), **opt}
+        fixed = values.get("opt", {})
+        if opt and isinstance(fixed, Mapping):  # anything else fails in from_dict, named
+            values["opt"] = {**fixed, **opt}
         if isinstance(values.get("batch_size"), str):
             values["batch_size"] = values["batch_size"].lower()
         for seed in seeds:
@@ -361,7 +362,7 @@ def _optimizer_arms(spec: Any, *, lines: _Lines, random: bool) -> list[dict[str,
                 "axes.optimizer", 'each [[axes.optimizer]] needs name = "..."', after=start - 1
             )
         name = table["name"]
-        if name not in OPTIMIZERS:
+        if not isinstance(name, str) or name not in OPTIMIZERS:
             known = ", ".join(sorted(OPTIMIZERS))
             raise lines.error("name", f"unknown optimizer {name!r}; known: {known}", after=start)
         valid = hyperparameters(name)
