@@ -235,7 +235,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--sweep-epochs", type=int, default=260)
-    parser.add_argument("--train-epochs", type=int, default=1000)
+    parser.add_argument("--train-epochs", type=int, default=1400)
     args = parser.parse_args()
     print("| command | kills | uninterrupted | killed, all attempts | ratio | runs | problems |")
     print("|---|---:|---:|---:|---:|---:|---|")

@@ -132,6 +132,7 @@ def test_presets_are_layered_under_flags(invoke, store_path):
         (("--bias-init", "he_normal"), "cannot initialize a bias"),
         (("--batch-size", "0"), "--batch-size 0: must be at least 1"),
         (("--batch-size", "big"), "expected a positive integer or 'full'"),
+        (("--batch-size", "1701"), "--batch-size 1701: larger than the 1,700 training examples"),
         (("--lr", "-1"), "lr = -1.0: expected a positive number"),
         (("--validation", "5000"), "--validation 5000: must be between 0 and 1999"),
         (("--schedule", "cosine:beta=1"), "cosine has no option 'beta'"),

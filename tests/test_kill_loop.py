@@ -23,7 +23,7 @@ def test_train_killed_three_times_ends_as_one_never_killed(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
-    [lambda folder: sweep_command(folder, epochs=260), lambda folder: train_command(epochs=1000)],
+    [lambda folder: sweep_command(folder, epochs=260), lambda folder: train_command(epochs=1400)],
     ids=["sweep", "train"],
 )
 def test_twenty_kills_cost_at_most_half_again_the_uninterrupted_time(tmp_path, command):

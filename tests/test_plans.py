@@ -71,6 +71,7 @@ def test_the_issue_s_example_plan_works_as_written():
         (('model = "mlp"', 'model = "mlp\n'), "not valid TOML"),
         # found by atheris (tests/fuzz/targets.py plan): a TypeError before
         (("epochs = 5", "epochs = 5\nopt = 1e-4"), r"opt 0.0001: expected a table"),
+        (("lr = [1e-4, 3e-4, 1e-3]", "lr = []"), r"lr-demo.toml:18: lr: an empty list of values"),
         (
             ('name = "adam"', "name = [1e-4]"),
             r"lr-demo.toml:17: name: unknown optimizer \[0.0001\]",

@@ -75,13 +75,14 @@ def _run_and_store(
     replacing: int | None,
 ) -> Run:
     from ..data import load_for
-    from ..engine import check, train
+    from ..engine import check, check_batch_size, train
     from ..store import Store
 
     check(config)
     console = make_console(stderr=True, quiet=quiet)
     with DownloadProgress(console) as download:
         data = load_for(config, data_dir=data_dir, progress=download)
+    check_batch_size(config, data)  # before the store is made
     if config.dataset == "fashion-mnist-sample":
         console.print(
             "[yellow]training on the shipped sample (2,000 images), not the full set: "
