@@ -15,6 +15,7 @@ Key = Any
 FlatParams = dict[str, Any]
 # A batch size as a config gives it: examples per step, or "full" for full-batch descent.
 BatchSize = int | Literal["full"]
-# What a stored run can be: trained to its end, stopped by a NaN or infinite cost, stopped from
-# outside (Ctrl-C, kill), or still training.
-RUN_STATUSES = ("finished", "diverged", "interrupted", "running")
+# What a stored run can be: trained to its end, stopped by a NaN or infinite cost, stopped early
+# by a tuning sweep's pruner (judged hopeless on validation), stopped from outside (Ctrl-C, kill),
+# or still training.
+RUN_STATUSES = ("finished", "diverged", "pruned", "interrupted", "running")

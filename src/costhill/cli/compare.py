@@ -40,6 +40,11 @@ def sweep_name_of(plan_or_name: str | None, sweep_name: str | None) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="The whole comparison as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per arm.")
+@click.option(
+    "--importance",
+    is_flag=True,
+    help="Also each varying setting's importance (Optuna's fANOVA; costhill[importance]).",
+)
 def compare(
     plan: str | None,
     sweep_name: str | None,
@@ -49,6 +54,7 @@ def compare(
     at_budget: str | None,
     as_json: bool,
     as_csv: bool,
+    importance: bool,
 ) -> None:
     """Compare the arms of a sweep over their seeds, tuned on validation, reported on test.
 
@@ -56,6 +62,7 @@ def compare(
     Example:
         costhill compare optimizers
         costhill compare --sweep lr-demo --by init --target 0.85
+        costhill compare --sweep optimizers-tuned --importance
         costhill compare optimizers --csv > arms.csv
         costhill compare regimes --by batch_size --at examples=300000
     """
@@ -67,6 +74,11 @@ def compare(
     at = parse_budget(at_budget) if at_budget else None
     with Store(store_path, read_only=True) as store:
         result = run_compare(store, name, by=by, at=at, target=target)
+        shares = None
+        if importance:
+            from ..results.studies import importance as param_importance
+
+            shares = param_importance(store, name)
     if as_json:
         click.echo(result.to_json())
         return
@@ -77,6 +89,11 @@ def compare(
         click.echo(as_text(arm_rows(result), "csv"), nl=False)
         return
     _print_comparison(name, result, by)
+    if shares is not None:
+        make_console().print(
+            "importance (fANOVA: share of the variance of mean best val acc): "
+            + ", ".join(f"{key} {share:.2f}" for key, share in shares.items())
+        )
 
 
 def _print_comparison(name: str, result: Any, by: str) -> None:
@@ -133,6 +150,13 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
     console.print(
         f"performance profile (fraction of arms within τ× the fastest to target): {profile}"
     )
+    if result.pruned:
+        console.print(
+            f"pruned (stopped early by the tuning sweep's pruner; never compared or chosen): "
+            f"{len(result.pruned)} arms, "
+            + ", ".join(f"{r.label} best val {r.best_val.text()}" for r in result.pruned[:5])
+            + (" …" if len(result.pruned) > 5 else "")
+        )
 
 
 COMMANDS = [compare]

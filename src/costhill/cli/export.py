@@ -26,6 +26,13 @@ from .options import STORE_OPTION
 )
 @click.option("--experiment", help="MLflow experiment name [the sweep's name, or costhill].")
 @click.option(
+    "--optuna",
+    "optuna_url",
+    metavar="STORAGE_URL",
+    help="Write --sweep as an Optuna study there (e.g. sqlite:///studies.db), for "
+    "optuna-dashboard.",
+)
+@click.option(
     "--out", type=click.Path(dir_okay=False), help="File to write [stdout; required for parquet]."
 )
 @STORE_OPTION
@@ -35,6 +42,7 @@ def export(
     per_epoch: bool,
     mlflow_uri: str | None,
     experiment: str | None,
+    optuna_url: str | None,
     out: str | None,
     store_path: str,
 ) -> None:
@@ -46,11 +54,21 @@ def export(
         costhill export --sweep optimizers --epochs --format json
         costhill export --sweep optimizers --format tensorboard --out tb/
         costhill export --sweep optimizers --mlflow http://127.0.0.1:5000
+        costhill export --sweep optimizers --optuna sqlite:///studies.db
     """
     from ..results import exports
     from ..store import Store
 
     with Store(store_path, read_only=True) as store:
+        if optuna_url:
+            from ..results.studies import export_study
+
+            if not sweep_name:
+                raise click.UsageError("--optuna writes one sweep: give --sweep NAME")
+            trials = export_study(store, sweep_name, optuna_url)
+            click.echo(f"wrote sweep {sweep_name} as an Optuna study of {trials} trials to "
+                       f"{optuna_url}")  # fmt: skip
+            return
         if mlflow_uri:
             from ..results.mlflow import export_to_mlflow
 

@@ -39,6 +39,7 @@ FLAGS = {
     "image": "--image",
     "format": "--format",
     "cohorts": "--cohorts",
+    "storage_url": "--optuna",
 }
 _FIELD_AT_START = re.compile(
     r"(^|: |; )(" + "|".join(sorted(map(re.escape, FLAGS), key=len, reverse=True)) + r")(?= |:)"

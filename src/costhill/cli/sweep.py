@@ -111,12 +111,22 @@ def _print_report(name: str, report: Any) -> None:
         f"{report.skipped} already in the store · "
         + (f"{report.elsewhere} left to another sweep running now · " if report.elsewhere else "")
         + f"{report.diverged} diverged · "
-        f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"
+        + (f"{report.pruned} pruned · " if report.pruned else "")
+        + f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"
     )
 
 
 def _print_dry_run(loaded: Any) -> None:
     out = make_console()
+    search = loaded.search
+    if search.kind == "tpe":
+        out.print(
+            f"plan {loaded.name}: tpe search, {search.trials} trials × {len(search.seeds)} seeds, "
+            f"prune {search.prune} {json.dumps(search.prune_options)}, sampler "
+            f"{json.dumps(search.sampler)}, budget {loaded.budget.kind} {loaded.budget.amount:g}"
+        )
+        out.print(json.dumps({"axes": search.axes, "optimizers": list(search.arms)}))
+        return
     out.print(
         f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "
         f"{loaded.budget.amount:g}, axes {', '.join(loaded.axes) or 'none'}"

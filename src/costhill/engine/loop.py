@@ -648,7 +648,10 @@ def _note_target(run: Run, record: EpochRecord, *, has_validation: bool) -> None
 
 
 def _should_stop(run: Run) -> bool:
+    """Whether ``run`` ends with this epoch: it diverged, reached its target (if it stops there),
+    ran out of time, or its caller's ``on_epoch`` marked it ``pruned`` (a tuning sweep)."""
     config = run.config
     out_of_time = config.max_seconds is not None and run.train_seconds >= config.max_seconds
     reached = config.stop_at_target and run.target is not None
-    return run.diverged_step is not None or reached or out_of_time
+    pruned = run.status == "pruned"
+    return run.diverged_step is not None or reached or out_of_time or pruned

@@ -102,6 +102,8 @@ class Comparison:
     choices: list[Choice]
     paired: list[Paired]
     profile: dict[str, list[float]]
+    # Arms a tuning sweep's pruner stopped early: shown apart, never chosen.
+    pruned: list[ArmRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,10 +189,14 @@ def compare(
     examples seen, updates or wall-clock.
     """
     runs = store.sweep_runs(sweep)
+    pruned_runs = store.sweep_runs(sweep, statuses=("pruned",))
     if not runs:
         known = ", ".join(store.sweeps()) or "none"
-        raise StoreError(f"sweep {sweep!r}: no finished runs in {store.path} (sweeps: {known})")
-    configs = [r["config"] for r in runs]
+        also = f" ({len(pruned_runs)} pruned)" if pruned_runs else ""
+        raise StoreError(
+            f"sweep {sweep!r}: no finished runs{also} in {store.path} (sweeps: {known})"
+        )
+    configs = [r["config"] for r in runs + pruned_runs]
     keys = sorted({k for c in configs for k in c} - {"seed"})
     varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
     if target is None:
@@ -207,6 +213,10 @@ def compare(
     for run in runs:
         groups.setdefault(_arm_key(run["config"]), []).append(run)
     rows = [_arm_row(members, varying, recomputed, at_values) for members in groups.values()]
+    stopped: dict[str, list[dict]] = {}
+    for run in pruned_runs:
+        stopped.setdefault(_arm_key(run["config"]), []).append(run)
+    pruned = [_arm_row(members, varying, None, None) for members in stopped.values()]
     choices, chosen_rows = _tune(rows, by)
     paired = _paired(chosen_rows)
     return Comparison(
@@ -219,6 +229,7 @@ def compare(
         choices=choices,
         paired=paired,
         profile=_profile(rows),
+        pruned=pruned,
     )
 
 

@@ -6,6 +6,14 @@ stays fast.
 """
 
 from .db import Store, load_run
-from .schema import DEFAULT_STORE, DONE, EPOCH_COLUMNS, SCHEMA_VERSION
+from .schema import DEFAULT_STORE, DONE, EPOCH_COLUMNS, SCHEMA_VERSION, TRAINED
 
-__all__ = ["DEFAULT_STORE", "DONE", "EPOCH_COLUMNS", "SCHEMA_VERSION", "Store", "load_run"]
+__all__ = [
+    "DEFAULT_STORE",
+    "DONE",
+    "EPOCH_COLUMNS",
+    "SCHEMA_VERSION",
+    "TRAINED",
+    "Store",
+    "load_run",
+]

@@ -46,6 +46,7 @@ from .schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SUMMARY_COLUMNS,
+    TRAINED,
 )
 
 # SQLite's default limit on the variables of one statement is 999 in older builds.
@@ -428,7 +429,7 @@ class Store(Claims):
         """Stored run ``run_id`` with what continuing it needs (its state, its snapshots), or a
         clear error saying why it cannot be continued."""
         run = self.load(run_id, with_params=False)
-        if run.status in DONE:
+        if run.status in TRAINED:
             raise StoreError(f"run {run_id}: is {run.status}; there is nothing to resume")
         run.state = self.load_state(run_id)
         if run.state is None and run.epochs:
@@ -479,20 +480,21 @@ class Store(Claims):
             self.add_epoch(run, record, costs)
         return run_id
 
-    def add_to_sweep(self, sweep: str, config_hashes: list[str]) -> None:
-        """Record which configs make up ``sweep`` (idempotent: a resumed sweep adds nothing)."""
+    def add_to_sweep(self, sweep: str, config_hashes: list[str], *, start: int = 0) -> None:
+        """Record which configs make up ``sweep``, at plan positions from ``start`` (idempotent:
+        a resumed sweep adds nothing)."""
         with self._transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO sweep_members VALUES (?, ?, ?)",
-                [(sweep, h, i) for i, h in enumerate(config_hashes)],
+                [(sweep, h, start + i) for i, h in enumerate(config_hashes)],
             )
 
     # -- reading -------------------------------------------------------------------------
 
     def done_hashes(self, config_hashes: list[str]) -> set[str]:
-        """Which of these configs already have a finished or diverged run."""
-        query = "SELECT DISTINCT config_hash FROM runs WHERE status IN (?, ?) AND config_hash IN"
-        return {r[0] for r in self._select_in(query, config_hashes, before=DONE)}
+        """Which of these configs already have a finished, diverged or pruned run."""
+        query = "SELECT DISTINCT config_hash FROM runs WHERE status IN (?, ?, ?) AND config_hash IN"
+        return {r[0] for r in self._select_in(query, config_hashes, before=TRAINED)}
 
     def _select_in(
         self, query: str, values: Sequence[Any], *, before: Iterable[Any] = (), after: str = ""
@@ -517,15 +519,23 @@ class Store(Claims):
         return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_members")]
 
     @_reading
-    def sweep_runs(self, sweep: str) -> list[dict]:
-        """The latest finished or diverged run of each config of ``sweep`` (summary rows)."""
+    def sweep_runs(self, sweep: str, *, statuses: Sequence[str] = DONE) -> list[dict]:
+        """The latest run of each config of ``sweep`` among those of ``statuses`` (finished or
+        diverged, unless asked: a pruned run is never compared or chosen), as summary rows."""
+        marks = ", ".join("?" * len(statuses))
         rows = self.db.execute(
             "SELECT r.* FROM runs r JOIN sweep_members m ON r.config_hash = m.config_hash "
-            "WHERE m.sweep = ? AND r.status IN (?, ?) AND r.id = (SELECT MAX(id) FROM runs "
-            "WHERE config_hash = r.config_hash AND status IN (?, ?)) ORDER BY m.position",
-            (sweep, *DONE, *DONE),
+            f"WHERE m.sweep = ? AND r.status IN ({marks}) AND r.id = (SELECT MAX(id) FROM runs "
+            f"WHERE config_hash = r.config_hash AND status IN ({marks})) ORDER BY m.position",
+            (sweep, *statuses, *statuses),
         )
         return [self._row_dict(r) for r in rows]
+
+    def latest_runs(self, config_hashes: list[str]) -> dict[str, dict]:
+        """The latest run of each of these configs that ran its course or was pruned."""
+        query = "SELECT * FROM runs WHERE status IN (?, ?, ?) AND config_hash IN"
+        rows = self._select_in(query, config_hashes, before=TRAINED, after="ORDER BY id")
+        return {row["config_hash"]: self._row_dict(row) for row in rows}
 
     @_reading
     def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict]:

@@ -125,7 +125,9 @@ SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
     "train_cost test_cost diverged_step best_val_accuracy test_at_best_val"
 ).split()
-DONE = ("finished", "diverged")  # statuses of runs a sweep need not train again
+DONE = ("finished", "diverged")  # statuses of runs that ran their course: compared and chosen
+# ... and of runs a sweep need not train again: a pruned run stopped where its pruner said
+TRAINED = (*DONE, "pruned")
 EPOCH_COLUMNS = [
     "epoch",
     "steps",

@@ -40,6 +40,7 @@ class SweepReport:
     skipped: int = 0
     trained: int = 0
     diverged: int = 0
+    pruned: int = 0  # stopped early by a tuning sweep's pruner
     elsewhere: int = 0  # claimed by another sweep running at the same time
     run_ids: list[int] = field(default_factory=list)
     wall_seconds: float = 0.0
@@ -101,6 +102,7 @@ def claimed(todo: Todo, store: Store, report: SweepReport, hooks: Hooks) -> Todo
 def _count_trained(run: Run, report: SweepReport) -> None:
     report.trained += 1
     report.diverged += run.status == "diverged"
+    report.pruned += run.status == "pruned"
     report.run_ids.append(int(run.run_id or 0))
 
 

@@ -19,9 +19,13 @@
     lr = [1e-4, 3e-4, 1e-3]
 
 ``search = "random"`` with ``trials = N`` draws N points instead, where a ``{log = [a, b]}`` or
-``{range = [a, b]}`` without ``num`` is a continuous range. Every other top-level key is a fixed
-``RunConfig`` setting. Unknown keys and bad values fail before anything trains, naming the file,
-the line and the key. Bundled plans live in ``costhill/plans/`` and run by name.
+``{range = [a, b]}`` without ``num`` is a continuous range. ``search = "tpe"`` asks Optuna's TPE
+sampler for each of the N trials in turn (``sweeps.tuning``), and ``prune = "asha"``,
+``"hyperband"``, ``"median"`` or ``"none"`` (or a ``[prune]`` table with ``rule`` and its options)
+stops hopeless trials early, judged on the mean validation accuracy of their seeds. Every other
+top-level key is a fixed ``RunConfig`` setting. Unknown keys and bad values fail before anything
+trains, naming the file, the line and the key. Bundled plans live in ``costhill/plans/`` and run
+by name.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ PLAN_KEYS = {
     "name",
     "description",
     "search",
+    "prune",
     "trials",
     "target",
     "seeds",
@@ -80,6 +85,48 @@ class Budget:
         raise ValueError("a seconds budget has no fixed epoch count")
 
 
+SAMPLER_OPTIONS = {"tpe": {"startup": 10, "seed": 0}}
+PRUNE_OPTIONS: dict[str, dict[str, int]] = {
+    "none": {},
+    "asha": {"min_epochs": 1, "reduction": 3},
+    "hyperband": {"min_epochs": 1, "reduction": 3},
+    "median": {"min_epochs": 1, "startup": 5},
+}
+
+
+@dataclass(frozen=True)
+class Search:
+    """How a plan's points are chosen: every one (grid), drawn (random), or asked of a sampler
+    (tpe) one trial at a time, over ``space``; with ``prune``, judged after every epoch."""
+
+    kind: str = "grid"
+    trials: int = 0
+    sampler: dict[str, int] = field(default_factory=dict)
+    prune: str = "none"
+    prune_options: dict[str, int] = field(default_factory=dict)
+    # For tpe: the axes shared by every optimizer, then each [[axes.optimizer]] arm's own.
+    axes: dict[str, Any] = field(default_factory=dict)
+    arms: tuple[dict[str, Any], ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def first_point(self) -> dict[str, Any]:
+        """A point of the space (each axis's first or lowest value): what is checked up front."""
+        arm = self.arms[0] if self.arms else {}
+        return {
+            **{k: _lowest(v) for k, v in self.axes.items()},
+            **arm.get("fixed", {}),
+            **{k: _lowest(v) for k, v in arm.items() if k != "fixed"},
+        }
+
+    def configs_for(self, point: Mapping[str, Any]) -> list[RunConfig]:
+        """The configs of one trial: ``point`` (a value for every axis) at every seed."""
+        return _configs(
+            [dict(point)], self.settings, list(self.seeds), lines=_Lines("", self.source)
+        )
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -89,8 +136,13 @@ class Plan:
     target: float | None
     description: str = ""
     axes: tuple[str, ...] = field(default=())
+    search: Search = field(default_factory=Search)
 
     def __len__(self) -> int:
+        """Runs planned: every config, or for a tpe search its trials at every seed."""
+        if self.search.kind == "tpe":  # a study per optimizer (sweeps.tuning.studies)
+            studies = max(1, len(self.search.arms))
+            return studies * self.search.trials * len(self.search.seeds)
         return len(self.configs)
 
 
@@ -216,23 +268,28 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
     if target is not None and not (isinstance(target, int | float) and 0 < target <= 1):
         raise lines.error("target", "must be an accuracy in (0, 1]")
     seeds = _seeds(raw, lines=lines)
-    random, trials = _search(raw, lines=lines)
+    search = _search(raw, lines=lines)
+    random = search.kind != "grid"
     axes, optimizer_arms = _axes(raw, lines=lines, random=random)
-    rng = np.random.default_rng(0)
-    points: list[dict[str, Any]] = []
-    for arm in optimizer_arms or [{}]:
-        arm_axes = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
-        for point in _points(arm_axes, random=random, trials=trials, rng=rng):
-            points.append({**arm.get("fixed", {}), **point})
     run_settings = {
         **{k: v for k, v in raw.items() if k in SETTING_KEYS},
         "epochs": int(budget.amount) if budget.kind == "epochs" else 1,
         "target_accuracy": target,
         "stop_at_target": bool(raw.get("stop_at_target", False)),
     }
+    points: list[dict[str, Any]] = []
+    if search.kind == "tpe":
+        search = _tuning(search, axes, optimizer_arms, seeds, run_settings, budget, lines=lines)
+    else:
+        rng = np.random.default_rng(0)
+        for arm in optimizer_arms or [{}]:
+            arm_axes = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
+            for point in _points(arm_axes, random=random, trials=search.trials, rng=rng):
+                points.append({**arm.get("fixed", {}), **point})
     return Plan(
         name=str(raw.get("name") or Path(source).stem),
         source=source,
+        search=search,
         configs=tuple(_configs(points, run_settings, seeds, lines=lines)),
         budget=budget,
         target=target,
@@ -291,16 +348,89 @@ def _seeds(raw: dict[str, Any], *, lines: _Lines) -> list[int]:
     return seeds
 
 
-def _search(raw: dict[str, Any], *, lines: _Lines) -> tuple[bool, int]:
-    """Whether the search is random, and its number of trials."""
+def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
+    """The plan's search: its kind, trials, sampler options and pruning rule, all checked."""
     search = raw.get("search", "grid")
-    if search not in ("grid", "random"):
-        raise lines.error("search", "must be 'grid' or 'random'")
-    random = search == "random"
+    sampler: dict[str, Any] = {}
+    if isinstance(search, dict):  # [search] with sampler = "tpe" and its options
+        sampler = {k: v for k, v in search.items() if k != "sampler"}
+        search = search.get("sampler", "tpe")
+    if search not in ("grid", "random", "tpe"):
+        raise lines.error("search", "must be 'grid', 'random' or 'tpe'")
     trials = raw.get("trials", 0)
-    if random and (not isinstance(trials, int) or trials < 1):
-        raise lines.error("trials", "random search needs trials = N (a positive integer)")
-    return random, trials
+    if search != "grid" and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise lines.error("trials", f"{search} search needs trials = N (a positive integer)")
+    if sampler and search != "tpe":
+        raise lines.error("search", f"{search} search takes no options")
+    options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
+    prune, prune_options = _prune(raw.get("prune", "none"), lines=lines)
+    if prune != "none" and search != "tpe":
+        raise lines.error("prune", "pruning needs search = 'tpe' (it judges trials as they train)")
+    return Search(search, trials, options, prune, prune_options, source=lines.source)
+
+
+def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int]]:
+    """``prune = "asha"``, or ``[prune]`` with ``rule = "asha"`` and the rule's options."""
+    given: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        given = {k: v for k, v in spec.items() if k != "rule"}
+        spec = spec.get("rule")
+    if spec not in PRUNE_OPTIONS:
+        raise lines.error("prune", f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
+    return spec, _options(given, PRUNE_OPTIONS[spec], key=f"prune {spec}", lines=lines)
+
+
+def _options(
+    given: dict[str, Any], defaults: dict[str, int], *, key: str, lines: _Lines
+) -> dict[str, int]:
+    """``defaults`` updated by ``given``, whose keys must be among them, each a whole number."""
+    for option, value in given.items():
+        if option not in defaults:
+            valid = ", ".join(defaults) or "none"
+            raise lines.error(option, f"{key} has no option {option!r}; valid: {valid}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise lines.error(option, f"{key}: {option} must be a whole number")
+    return {**defaults, **given}
+
+
+def _tuning(
+    search: Search,
+    axes: dict[str, list | dict],
+    arms: list[dict[str, Any]],
+    seeds: list[int],
+    settings: dict[str, Any],
+    budget: Budget,
+    *,
+    lines: _Lines,
+) -> Search:
+    """A tpe search with its space and what makes each trial's configs, checked up front."""
+    if budget.kind != "epochs":
+        raise lines.error(
+            budget.kind, "a tpe search needs an epochs budget (trials are pruned by epoch)"
+        )
+    if settings.get("validation") == 0:
+        raise lines.error("validation", "a tpe search judges trials on validation: it cannot be 0")
+    if not axes and not arms:
+        raise lines.error("search", "a tpe search needs axes to search")
+    search = Search(
+        kind=search.kind,
+        trials=search.trials,
+        sampler=search.sampler,
+        prune=search.prune,
+        prune_options=search.prune_options,
+        axes=axes,
+        arms=tuple(arms),
+        seeds=tuple(seeds),
+        settings=settings,
+        source=lines.source,
+    )
+    # One point, checked now: a bad fixed setting fails before anything trains.
+    _configs([search.first_point()], settings, seeds[:1], lines=lines)
+    return search
+
+
+def _lowest(values: list[Any] | dict[str, Any]) -> Any:
+    return values[0] if isinstance(values, list) else values["low"]
 
 
 def _axes(

@@ -73,15 +73,23 @@ def run_plan(
     if ray_address is not None:
         check_ray_head(ray_address)  # before anything is loaded or stored
     started = time.perf_counter()
-    prepare_process(plan.configs)
     data_for = DataCache(data_dir)
     hooks = Hooks(on_run_start, on_epoch, on_run_end)
+    if plan.search.kind == "tpe":
+        from .tuning import tune
+
+        first = plan.search.configs_for(plan.search.first_point())
+        prepare_process(first)
+        _check_batch_sizes(plan, first, data_for)
+        report = SweepReport(planned=len(plan))
+        # A trial's seeds train as one cohort here, so that they are judged together.
+        executor = _executor(data_dir, workers, ray_address, data_for, cohorts="always")
+        tune(plan, store, executor, report, hooks, batch=max(workers, 1))
+        report.wall_seconds = time.perf_counter() - started
+        return report
+    prepare_process(plan.configs)
     resolved = [resolve_budget(plan, c, data_for(c)) for c in plan.configs]
-    for config in resolved:  # every config, before any trains
-        try:
-            check_batch_size(config, data_for(config))
-        except ConfigError as err:
-            raise ConfigError(f"{plan.source}: {err}") from None
+    _check_batch_sizes(plan, resolved, data_for)
     hashes = [c.config_hash() for c in resolved]
     store.add_to_sweep(plan.name, hashes)
     done = store.done_hashes(hashes)
@@ -93,13 +101,31 @@ def run_plan(
             hooks.end(position, None)
         else:
             todo.append((position, config))
-    executor: AbstractExecutor
-    if ray_address is not None:
-        executor = RayCluster(data_dir, address=ray_address)
-    elif workers > 1:
-        executor = WorkerProcesses(data_dir, workers=workers)
-    else:
-        executor = InProcess(data_for, cohorts=cohorts)
-    executor.execute(todo, store, report, hooks)
+    _executor(data_dir, workers, ray_address, data_for, cohorts=cohorts).execute(
+        todo, store, report, hooks
+    )
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def _executor(
+    data_dir: str | None,
+    workers: int,
+    ray_address: str | None,
+    data_for: DataCache,
+    *,
+    cohorts: str,
+) -> AbstractExecutor:
+    if ray_address is not None:
+        return RayCluster(data_dir, address=ray_address)
+    if workers > 1:
+        return WorkerProcesses(data_dir, workers=workers)
+    return InProcess(data_for, cohorts=cohorts)
+
+
+def _check_batch_sizes(plan: Plan, configs: list[RunConfig], data_for: DataCache) -> None:
+    for config in configs:  # every config, before any trains
+        try:
+            check_batch_size(config, data_for(config))
+        except ConfigError as err:
+            raise ConfigError(f"{plan.source}: {err}") from None
