@@ -14,6 +14,7 @@ import pytest
 
 from costhill.errors import ConfigError
 from costhill.results.compare import compare
+from costhill.results.report import write_report
 from costhill.results.studies import export_study, importance
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
@@ -112,6 +113,11 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
         assert set(importance(store, "tuned")) == {"lr", "optimizer"}
         url = f"sqlite:///{tmp_path / 'studies.db'}"
         assert export_study(store, "tuned", url) == 10
+        page = tmp_path / "report.html"
+        write_report(store, page, sweep="tuned", with_hill=False, with_predictions=False)
+        text = page.read_text()
+        assert "search-parallel" in text and "importance (fANOVA)" in text
+        assert f"{len(pruned) // 2} arms pruned" in text
         again = run_plan(plan, store)
         assert again.trained == 0 and again.skipped == 20  # pruned runs are not trained again
     exported = optuna.load_study(study_name="tuned", storage=url)
@@ -193,3 +199,20 @@ def test_an_unknown_option_is_named_with_the_valid_ones(table, message):
     line = text.splitlines().index(culprit) + 1
     with pytest.raises(ConfigError, match=message.format(line=line)):
         parse_plan(text, source="tuned.toml")
+
+
+def test_worker_processes_train_batches_of_trials_the_driver_asks_and_tells(store_path):
+    text = PLAN.format(trials=4, prune="none").replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.replace("epochs = 3", "epochs = 1")
+    plan = parse_plan(text.split('[[axes.optimizer]]\nname = "adam"')[0], source="tuned.toml")
+    with Store(store_path) as store:
+        report = run_plan(plan, store, workers=2)
+        assert report.trained == 4 and len(store.list_runs()) == 4
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
+        )
+        study = optuna.load_study(study_name="tuned.sgd", storage=storage)
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+        pruning = parse_plan(text.replace('prune = "none"', 'prune = "median"'), source="t.toml")
+        with pytest.raises(ConfigError, match="come back whole"):
+            run_plan(pruning, store, workers=2)

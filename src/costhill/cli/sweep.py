@@ -121,7 +121,8 @@ def _print_dry_run(loaded: Any) -> None:
     search = loaded.search
     if search.kind == "tpe":
         out.print(
-            f"plan {loaded.name}: tpe search, {search.trials} trials × {len(search.seeds)} seeds, "
+            f"plan {loaded.name}: tpe search, {max(1, len(search.arms))} studies of "
+            f"{search.trials} trials × {len(search.seeds)} seeds ({len(loaded)} runs), "
             f"prune {search.prune} {json.dumps(search.prune_options)}, sampler "
             f"{json.dumps(search.sampler)}, budget {loaded.budget.kind} {loaded.budget.amount:g}"
         )

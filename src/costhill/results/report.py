@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..records import Run
 from ..store import Store
 
@@ -61,6 +62,7 @@ def write_report(
     sections: list[tuple[str, str]] = [("Runs", _runs_table(rows))]
     if sweep is not None:
         sections.append(("Compare", _compare_section(store, sweep)))
+        sections.append(("Search", _search_section(store, sweep)))
     sections.append(("Cost curves", _curves_section(runs)))
     sections.append(("Accuracy", _accuracy_section(runs)))
     optional: list[tuple[str, Callable[[], str], bool]] = [
@@ -200,6 +202,70 @@ def _compare_section(store: Store, sweep: str) -> str:
         table + f"<p class='note'>tuned within each {html.escape(result.by)} on validation; "
         "test is reported, never used to choose</p>" + tuned
     )
+
+
+def _search_section(store: Store, sweep: str) -> str:
+    """The sweep's arms on parallel coordinates (each varying setting, then the mean best
+    validation accuracy), each setting's importance (fANOVA), and the arms pruned."""
+    import plotly.graph_objects as go
+
+    from .studies import importance, sweep_arms
+
+    arms, varying = sweep_arms(store, sweep)
+    dimensions = [_dimension(key, [a.params[key] for a in arms]) for key in varying]
+    values = [None if a.pruned else a.value for a in arms]
+    dimensions.append({"label": "mean best val acc", "values": [v or 0.0 for v in values]})
+    fig = go.Figure(
+        go.Parcoords(
+            line={"color": [v or 0.0 for v in values], "colorscale": "Viridis", "showscale": True},
+            dimensions=dimensions,
+        )
+    )
+    fig.update_layout(height=420, margin={"l": 60, "r": 40, "t": 40, "b": 30})
+    parts = [_figure_html(fig, "search-parallel")]
+    try:
+        shares = importance(store, sweep)
+    except StoreError as err:  # one arm, or scikit-learn missing: say so, draw the rest
+        parts.append(f"<p class='note'>importance: {html.escape(str(err))}</p>")
+    else:
+        parts.append(
+            _table(["setting", "importance (fANOVA)"], [[k, f"{v:.3f}"] for k, v in shares.items()])
+        )
+    stopped = [a for a in arms if a.pruned]
+    if stopped:
+        parts.append(
+            f"<p class='note'>{len(stopped)} arms pruned (stopped early on validation; never "
+            "compared or chosen)</p>"
+            + _table(
+                ["arm", "epochs reached", "mean val acc there"],
+                [
+                    [
+                        " · ".join(f"{k}={v}" for k, v in a.params.items()),
+                        max(a.per_epoch, default=0),
+                        f"{a.per_epoch[max(a.per_epoch)]:.4f}" if a.per_epoch else "—",
+                    ]
+                    for a in stopped[:MAX_TABLE_ROWS]
+                ],
+            )
+        )
+    return "\n".join(parts)
+
+
+def _dimension(key: str, values: list[Any]) -> dict[str, Any]:
+    """One parallel-coordinates axis: numbers as they are (log10 where they span decades),
+    anything else as evenly spaced ticks labelled with its values."""
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        positive = all(v > 0 for v in values)
+        if positive and max(values) / min(values) >= 10:
+            return {"label": f"log10 {key}", "values": [math.log10(v) for v in values]}
+        return {"label": key, "values": values}
+    names = sorted({str(v) for v in values})
+    return {
+        "label": key,
+        "values": [names.index(str(v)) for v in values],
+        "tickvals": list(range(len(names))),
+        "ticktext": names,
+    }
 
 
 def _curves_section(runs: list[Run]) -> str:

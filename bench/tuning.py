@@ -1,0 +1,142 @@
+"""Tuning sweeps, measured.
+
+1. Overhead: a TPE sweep of one-epoch logistic regressions on the shipped sample (the cheapest
+   runs there are, so the worst case), with every call into Optuna (opening the study, ask,
+   suggest, report, should_prune, tell, its journal writes) timed in the same run as the
+   sweep's wall time.
+2. The optimizers question on the full data: the grid plan (`optimizers`) against its tuned
+   twin (`optimizers-tuned`, TPE + ASHA), read from their stores: for each optimizer the best
+   mean best-validation accuracy of an arm that ran its course, and the epochs of training each
+   plan spent (every run's epochs, pruned ones included).
+
+    python -m bench.tuning overhead
+    costhill sweep optimizers --store grid.db && costhill sweep optimizers-tuned --store tpe.db
+    python -m bench.tuning compare grid.db tpe.db
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OVERHEAD_PLAN = """
+name = "overhead"
+dataset = "fashion-mnist-sample"
+model = "logreg"
+optimizer = "sgd"
+batch_size = 100
+epochs = 1
+seeds = [0]
+search = "tpe"
+trials = {trials}
+
+[axes]
+lr = {{log = [1e-3, 1e0]}}
+"""
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    def wrap(self, owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        setattr(owner, name, timed)
+
+
+def overhead(trials: int = 60) -> dict[str, float]:
+    import optuna
+
+    from costhill.store import Store
+    from costhill.sweeps import parse_plan, run_plan, tuning
+
+    timer = _Timer()
+    for owner, names in (
+        (optuna.study.Study, ("ask", "tell", "get_trials")),
+        (optuna.trial.Trial, ("suggest_float", "suggest_categorical", "report", "should_prune")),
+        (optuna.trial.Trial, ("set_user_attr",)),
+        (tuning, ("open_study",)),
+    ):
+        for name in names:
+            timer.wrap(owner, name)
+    plan = parse_plan(OVERHEAD_PLAN.format(trials=trials), source="overhead.toml")
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "runs.db") as store:
+        started = time.perf_counter()
+        report = run_plan(plan, store)
+        wall = time.perf_counter() - started
+    return {
+        "trials": trials,
+        "runs": report.trained,
+        "wall_seconds": wall,
+        "optuna_seconds": timer.seconds,
+        "optuna_calls": timer.calls,
+        "share": timer.seconds / wall,
+    }
+
+
+def best_per_optimizer(store_path: str, sweep: str) -> tuple[dict[str, float], int, int]:
+    """Per optimizer, the best arm's mean best validation accuracy (finished arms only); the
+    epochs of training all the sweep's runs spent; the number of runs."""
+    from costhill.results.compare import compare
+    from costhill.store import Store
+
+    with Store(store_path, read_only=True) as store:
+        result = compare(store, sweep)
+        every = store.sweep_runs(sweep, statuses=("finished", "diverged", "pruned"))
+        epochs = sum(int(r["epochs"] or 0) for r in every)
+    best = {c.group: c.best_val.mean or 0.0 for c in result.choices}
+    return best, epochs, len(every)
+
+
+def compare_plans(grid_store: str, tuned_store: str) -> None:
+    grid, grid_epochs, grid_runs = best_per_optimizer(grid_store, "optimizers")
+    tuned, tuned_epochs, tuned_runs = best_per_optimizer(tuned_store, "optimizers-tuned")
+    print("| optimizer | grid: best mean best val acc | TPE + ASHA | difference (points) |")
+    print("|---|---:|---:|---:|")
+    for name in grid:
+        found = tuned.get(name)
+        diff = "—" if found is None else f"{100 * (found - grid[name]):+.2f}"
+        shown = "— (every trial pruned)" if found is None else f"{found:.4f}"
+        print(f"| {name} | {grid[name]:.4f} | {shown} | {diff} |")
+    print(
+        f"\nepochs of training: grid {grid_epochs:,} ({grid_runs} runs), TPE + ASHA "
+        f"{tuned_epochs:,} ({tuned_runs} runs): {tuned_epochs / grid_epochs:.2f} of the grid's"
+    )
+
+
+def main(argv: list[str]) -> None:
+    command: Callable[..., Any]
+    if argv[:1] == ["overhead"]:
+        result = overhead()
+        print(
+            f"{result['trials']} trials, {result['runs']} runs: "
+            f"{result['wall_seconds']:.2f} s wall, {result['optuna_seconds']:.3f} s in "
+            f"{result['optuna_calls']} calls into Optuna "
+            f"({100 * result['share']:.2f}%)"
+        )
+        return
+    if argv[:1] == ["compare"] and len(argv) == 3:
+        command = compare_plans
+        command(argv[1], argv[2])
+        return
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
