@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -s -m slow  # -s: the kill loops print their times
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

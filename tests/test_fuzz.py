@@ -147,7 +147,7 @@ def test_optimizer_hyperparameters_raise_only_config_errors(name, options):
     _only_ours(lambda: check_hyperparameters(name, options))
 
 
-ATHERIS_RUNS = {"idx": 200_000, "plan": 50_000, "init": 100_000, "small": 100_000}
+ATHERIS_RUNS = {"idx": 100_000, "plan": 20_000, "init": 50_000, "small": 50_000}
 TARGETS = Path(__file__).parent / "fuzz" / "targets.py"
 SEEDS = Path(__file__).parents[1] / "src" / "costhill"
 

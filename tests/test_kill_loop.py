@@ -15,6 +15,7 @@ def test_a_sweep_killed_three_times_ends_as_one_never_killed(tmp_path):
     assert out.problems == [] and out.kills == 3 and out.runs == 3
 
 
+@pytest.mark.slow
 def test_train_killed_three_times_ends_as_one_never_killed(tmp_path):
     out = kill_loop(train_command(epochs=25), tmp_path, kills=3, seed=2)
     assert out.problems == [] and out.kills == 3 and out.runs == 1
@@ -36,31 +37,50 @@ def test_twenty_kills_cost_at_most_half_again_the_uninterrupted_time(tmp_path, c
     assert out.ratio <= 1.5
 
 
+CTRL_C_PLAN = """
+name = "ctrl-c"
+dataset = "fashion-mnist-sample"
+validation = 300
+model = "logreg"
+optimizer = "sgd"
+lr = 0.1
+batch_size = 20  # above 16: no cohort, so the runs train one after another
+epochs = 150
+seeds = [0, 1, 2]
+"""
+
+
 def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_go_on(tmp_path):
     import os
     import re
     import signal
     import subprocess
+    import sys
     import time
 
     from bench.kill_loop import look
 
-    plan = sweep_command(tmp_path, epochs=30, seeds=(0,))(tmp_path / "runs.db")
+    plan, store = tmp_path / "ctrl-c.toml", tmp_path / "runs.db"
+    plan.write_text(CTRL_C_PLAN)
+    command = [sys.executable, "-m", "costhill", "sweep", str(plan), "--store", str(store)]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
-    process = subprocess.Popen(plan, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not _one_finished_one_started(tmp_path / "runs.db") and time.monotonic() < deadline:
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (ready := _one_finished_one_started(store)):
+        if time.monotonic() > deadline or process.poll() is not None:
+            break
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=120)
+    assert ready, "never saw one run finished and the next one training"
     last = err.decode().strip().splitlines()[-1]
-    assert process.returncode == 130
+    assert process.returncode == 130, last
     assert re.fullmatch(
         r"interrupted: 1 of 3 runs finished and stored, 1 kept part-way; run the same command "
         r"to resume \(part-way runs go on where they stopped\)",
         last,
     ), last
-    _, seen = look(tmp_path / "runs.db")
+    _, seen = look(store)
     assert len(seen.finished) == 1 and sum(len(r) for r in seen.rows.values()) == 2
 
 
@@ -68,5 +88,5 @@ def _one_finished_one_started(store):
     from bench.kill_loop import look
 
     _, seen = look(store)
-    started = [h for h in seen.rows if h not in seen.finished and seen.epochs(h) >= 1]
-    return len(seen.finished) == 1 and len(started) == 1
+    training = [h for h, runs in seen.rows.items() if runs[-1][0] == "running" and seen.epochs(h)]
+    return len(seen.finished) == 1 and len(training) == 1

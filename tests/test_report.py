@@ -29,6 +29,7 @@ def report(tmp_path_factory) -> Path:
     assert summary.sections == [
         "Runs",
         "Compare",
+        "Search",
         "Cost curves",
         "Accuracy",
         "The cost hill",

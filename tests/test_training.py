@@ -23,7 +23,7 @@ BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300)
         (1, False, "stochastic", 1700),
         (64, False, "mini-batch", math.ceil(1700 / 64)),
         (64, True, "mini-batch", 1700 // 64),
-        (5000, False, "full-batch", 1),
+        (1700, False, "full-batch", 1),
     ],
 )
 def test_regimes_are_batch_sizes(sample, batch_size, drop_last, regime, steps):
@@ -35,6 +35,12 @@ def test_regimes_are_batch_sizes(sample, batch_size, drop_last, regime, steps):
     assert [len(c) for c in run.step_costs] == [steps, steps]
     assert run.epochs[-1].steps == 2 * steps
     assert run.status == "finished"
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(sample):
+    cfg = RunConfig(**BASE, batch_size=1701, epochs=1, optimizer="sgd", lr=0.01)
+    with pytest.raises(ConfigError, match="batch_size 1701: larger than the 1,700 training"):
+        train(cfg, data=sample)
 
 
 def test_zeros_init_stays_at_chance(sample):

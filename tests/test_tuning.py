@@ -201,6 +201,7 @@ def test_an_unknown_option_is_named_with_the_valid_ones(table, message):
         parse_plan(text, source="tuned.toml")
 
 
+@pytest.mark.slow  # spawns worker processes: about 30 s
 def test_worker_processes_train_batches_of_trials_the_driver_asks_and_tells(store_path):
     text = PLAN.format(trials=4, prune="none").replace("seeds = [0, 1]", "seeds = [0]")
     text = text.replace("epochs = 3", "epochs = 1")

@@ -56,7 +56,7 @@ def as_flags(message: str) -> str:
       >>> as_flags("flags: lr = -1.0: expected a positive number")
       'flags: --lr = -1.0: expected a positive number'
       >>> as_flags("batch_size full: too big. To fit: batch_size smaller; hidden narrower")
-      'batch_size full: too big. To fit: --batch-size smaller; --hidden narrower'
+      '--batch-size full: too big. To fit: --batch-size smaller; --hidden narrower'
       >>> as_flags("lr-demo.toml:5: lr: must be positive")
       'lr-demo.toml:5: lr: must be positive'
     """

@@ -564,8 +564,25 @@ class Store(Claims):
             d["status"] = "interrupted"  # its process died without saying so (kill -9, a crash)
         return d
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the store: a run being written by another process is
+        read as it stood at one commit (WAL's snapshot isolation), never half of one epoch."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     @_reading
     def load(self, run_id: int, *, with_params: bool = True) -> Run:
+        with self._snapshot():
+            return self._load(run_id, with_params=with_params)
+
+    def _load(self, run_id: int, *, with_params: bool) -> Run:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"run {run_id}: not in {self.path}")
