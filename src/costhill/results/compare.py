@@ -132,7 +132,8 @@ def sign_flip_p_value(differences: list[float]) -> float:
     return extreme / 2**n
 
 
-def _arm_key(config: dict[str, Any]) -> str:
+def arm_key(config: dict[str, Any]) -> str:
+    """What makes a run one arm: its config but for its seed."""
     return json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
 
 
@@ -174,6 +175,12 @@ def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict
     return values
 
 
+def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
+    """The settings (all but the seed) that differ between these stored configs, sorted."""
+    keys = sorted({k for c in configs for k in c} - {"seed"})
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+
+
 def compare(
     store: Store,
     sweep: str,
@@ -197,8 +204,7 @@ def compare(
             f"sweep {sweep!r}: no finished runs{also} in {store.path} (sweeps: {known})"
         )
     configs = [r["config"] for r in runs + pruned_runs]
-    keys = sorted({k for c in configs for k in c} - {"seed"})
-    varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    varying = varying_settings(configs)
     if target is None:
         stored = {c.get("target_accuracy") for c in configs}
         target = stored.pop() if len(stored) == 1 else None
@@ -211,11 +217,11 @@ def compare(
     at_values = _at_budget(store, runs, *at) if at is not None else None
     groups: dict[str, list[dict]] = {}
     for run in runs:
-        groups.setdefault(_arm_key(run["config"]), []).append(run)
+        groups.setdefault(arm_key(run["config"]), []).append(run)
     rows = [_arm_row(members, varying, recomputed, at_values) for members in groups.values()]
     stopped: dict[str, list[dict]] = {}
     for run in pruned_runs:
-        stopped.setdefault(_arm_key(run["config"]), []).append(run)
+        stopped.setdefault(arm_key(run["config"]), []).append(run)
     pruned = [_arm_row(members, varying, None, None) for members in stopped.values()]
     choices, chosen_rows = _tune(rows, by)
     paired = _paired(chosen_rows)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..store import Store
+from .compare import arm_key, varying_settings
 
 STATUSES = ("finished", "diverged", "pruned")
 
@@ -37,13 +38,10 @@ def sweep_arms(store: Store, sweep: str) -> tuple[list[Arm], list[str]]:
     if not runs:
         known = ", ".join(store.sweeps()) or "none"
         raise StoreError(f"sweep {sweep!r}: no trained runs in {store.path} (sweeps: {known})")
-    configs = [r["config"] for r in runs]
-    keys = sorted({k for c in configs for k in c} - {"seed"})
-    varying = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    varying = varying_settings([r["config"] for r in runs])
     groups: dict[str, list[dict]] = {}
     for run in runs:
-        key = json.dumps({k: run["config"].get(k) for k in keys}, sort_keys=True)
-        groups.setdefault(key, []).append(run)
+        groups.setdefault(arm_key(run["config"]), []).append(run)
     epochs: dict[int, dict[int, float]] = {}
     for run_id, epoch, accuracy in store.epoch_rows(
         [r["run_id"] for r in runs], ("epoch", "val_accuracy")
