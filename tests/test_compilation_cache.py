@@ -84,6 +84,7 @@ def test_a_second_process_compiles_nothing_and_gets_the_same_numbers(tmp_path):
     assert second == first
 
 
+@pytest.mark.slow  # three fresh processes, each compiling: about 40 s
 def test_a_damaged_cache_is_compiled_over_not_trusted(tmp_path):
     cache = tmp_path / "cache"
     first, entries = _train(tmp_path / "a.db", cache)

@@ -62,7 +62,18 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_go_on(tmp_path):
 
     plan, store = tmp_path / "ctrl-c.toml", tmp_path / "runs.db"
     plan.write_text(CTRL_C_PLAN)
-    command = [sys.executable, "-m", "costhill", "sweep", str(plan), "--store", str(store)]
+    # As a terminal starts it: a shell's background job (CI's, say) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler, so the child puts Python's back first.
+    command = [
+        sys.executable,
+        "-c",
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['costhill', *sys.argv[1:]]; runpy.run_module('costhill', run_name='__main__')",
+        "sweep",
+        str(plan),
+        "--store",
+        str(store),
+    ]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

@@ -40,9 +40,9 @@ def journal_path(store: Store) -> Path:
     return Path(f"{store.path}{JOURNAL_SUFFIX}")
 
 
-def open_study(plan: Plan, store: Store, name: str) -> Any:
-    """The study ``name`` (the plan's, or one of its optimizers') in the store's journal, made
-    if new."""
+def open_study(plan: Plan, store: Store, name: str, *, index: int = 0) -> Any:
+    """The study ``name`` (the plan's, or its ``index``-th optimizer's) in the store's journal,
+    made if new."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -59,9 +59,12 @@ def open_study(plan: Plan, store: Store, name: str) -> Any:
     )
     # A sampler's random state is not in the journal: seeded again from the plan's seed alone,
     # a resumed sweep would draw its first points again. Offset by the trials already asked, it
-    # draws new ones, and the same history still gives the same draws.
+    # draws new ones, and the same history still gives the same draws. Offset by the study's
+    # place too: with one seed, every optimizer's first draws would fall at the same place in
+    # its range, and an optimum at the range's edge would be missed by all of them at once.
+    asked = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(
-        seed=search.sampler["seed"] + len(study.get_trials(deepcopy=False)),
+        seed=search.sampler["seed"] + 1_000 * index + asked,
         n_startup_trials=search.sampler["startup"],
     )
     return study
@@ -195,7 +198,7 @@ def tune(
             "train here; runs trained by --workers or --ray come back whole (use prune = 'none')"
         )
     for index, (name, search) in enumerate(studies(plan)):
-        study = open_study(plan, store, name)
+        study = open_study(plan, store, name, index=index)
         first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
         sweep = _Sweep(plan.name, first, search, store, executor, report, hooks, judged)
         _run_study(study, sweep, batch)
