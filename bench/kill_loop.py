@@ -15,6 +15,7 @@ compilation cache of their own, as a user's first run does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -91,7 +92,7 @@ def look(store: Path) -> tuple[str, Seen]:
     """The store's integrity check and what it holds (an absent or empty store holds nothing)."""
     if not store.exists():
         return "ok", Seen()
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db:
         check = db.execute("PRAGMA integrity_check").fetchone()[0]
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
             return check, Seen()

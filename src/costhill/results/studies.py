@@ -95,15 +95,13 @@ def _distributions(arms: list[Arm], varying: list[str]) -> dict[str, Any]:
 
 def _trials(arms: list[Arm], varying: list[str]) -> list[Any]:
     import optuna
+    from optuna.distributions import FloatDistribution
 
     distributions = _distributions(arms, varying)
+    ranges = {k for k, d in distributions.items() if isinstance(d, FloatDistribution)}
     trials = []
     for arm in arms:
-        params = {
-            k: float(v) if isinstance(distributions[k], optuna.distributions.FloatDistribution)
-            else v
-            for k, v in arm.params.items()
-        }  # fmt: skip
+        params = {k: float(v) if k in ranges else v for k, v in arm.params.items()}
         state = optuna.trial.TrialState.PRUNED if arm.pruned else optuna.trial.TrialState.COMPLETE
         trials.append(
             optuna.trial.create_trial(

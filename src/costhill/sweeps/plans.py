@@ -30,6 +30,7 @@ by name.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -412,17 +413,8 @@ def _tuning(
         raise lines.error("validation", "a tpe search judges trials on validation: it cannot be 0")
     if not axes and not arms:
         raise lines.error("search", "a tpe search needs axes to search")
-    search = Search(
-        kind=search.kind,
-        trials=search.trials,
-        sampler=search.sampler,
-        prune=search.prune,
-        prune_options=search.prune_options,
-        axes=axes,
-        arms=tuple(arms),
-        seeds=tuple(seeds),
-        settings=settings,
-        source=lines.source,
+    search = dataclasses.replace(
+        search, axes=axes, arms=tuple(arms), seeds=tuple(seeds), settings=settings
     )
     # One point, checked now: a bad fixed setting fails before anything trains.
     _configs([search.first_point()], settings, seeds[:1], lines=lines)
