@@ -228,6 +228,38 @@ def test_a_diverging_arm_stops_alone(sample):
     assert calm.epochs[-1].test_accuracy > 0.3
 
 
+def test_a_cohort_sheds_its_stopped_arms_and_the_rest_go_on_as_alone(sample, monkeypatch):
+    from costhill.engine import loop
+
+    base = RunConfig(**BASE, epochs=3, batch_size=50, optimizer="adam")
+    configs = [base.replace(lr=1e-3, seed=seed) for seed in (0, 1, 2)]
+    sizes: list[int] = []
+    compile_program = loop._compile
+
+    def counted(arms, *args):
+        sizes.append(len(arms.configs))
+        return compile_program(arms, *args)
+
+    monkeypatch.setattr(loop, "_compile", counted)
+
+    def prune_the_middle_one(run, record, costs):
+        if run.config.seed == 1 and record.epoch == 1:
+            run.status = "pruned"
+
+    runs = train_cohort(configs, data=sample, on_epoch=prune_the_middle_one)
+    assert sizes == [3, 2]  # after epoch 1 the program holds the two arms that go on
+    assert [r.status for r in runs] == ["finished", "pruned", "finished"]
+    assert [len(r.epochs) for r in runs] == [3, 1, 3] and runs[1].params is not None
+    for cfg, arm in zip(configs[::2], runs[::2], strict=True):
+        alone = train(cfg, data=sample)
+        np.testing.assert_allclose(
+            arm.all_step_costs(), alone.all_step_costs(), rtol=1e-4, atol=1e-5
+        )
+        assert arm.params is not None and alone.params is not None
+        for name, value in alone.params.items():
+            np.testing.assert_allclose(arm.params[name], value, rtol=1e-3, atol=1e-5)
+
+
 def test_cohort_arms_may_differ_only_in_seed_init_and_hyperparameter_values():
     base = RunConfig(**BASE)
     with pytest.raises(ConfigError, match="arm 1 differs from arm 0 in batch_size"):

@@ -192,6 +192,7 @@ class _Arms:
     configs: Sequence[RunConfig]
     vectorize: bool
     keep_state: bool = False
+    injected: bool | None = None  # a shed cohort's: its optimizer's, whatever its arms now hold
 
     @property
     def first(self) -> RunConfig:
@@ -200,8 +201,15 @@ class _Arms:
     @property
     def inject(self) -> bool:
         """Whether arms differ in hyperparameter values, carried in the optimizer state."""
+        if self.injected is not None:
+            return self.injected
         first = self.first
         return self.vectorize and any((c.lr, c.opt) != (first.lr, first.opt) for c in self.configs)
+
+    def only(self, positions: list[int]) -> _Arms:
+        """These arms without the others, their optimizer unchanged."""
+        configs = [self.configs[p] for p in positions]
+        return _Arms(configs, self.vectorize, self.keep_state, injected=self.inject)
 
     def stack(self, trees: list[Any]) -> Any:
         if not self.vectorize:
@@ -261,7 +269,7 @@ def _train(
         snapshots.take_initial(runs, params, program.evaluate, (train_x, train_y))
     _announce(runs, program, on_start)
     splits = _evaluation_splits(data, train_x, train_y)
-    active = list(range(len(runs)))
+    active = list(range(len(runs)))  # the run each arm of the program trains, in order
     for epoch in range(first_epoch, arms.first.epochs + 1):
         started = time.perf_counter()
         order = arms.orders(n, epoch)
@@ -269,21 +277,39 @@ def _train(
         all_costs = arms.per_arm(np.asarray(costs))  # waits for the epoch to finish
         seconds = time.perf_counter() - started
         measured, eval_seconds = _evaluate(program.evaluate, params, splits)
-        for i in list(active):
+        for arm, i in enumerate(active):
             run = runs[i]
-            record = _record_epoch(run, i, epoch, steps_done, all_costs[i], measured)
+            record = _record_epoch(run, arm, epoch, steps_done, all_costs[arm], measured)
             record.seconds, record.eval_seconds = seconds, eval_seconds
-            snapshots.take(run, i, record, params, marks, program.evaluate, splits[0])
-            run.state = _state(arms, i, record, params, opt_state)
+            snapshots.take(run, arm, record, params, marks, program.evaluate, splits[0])
+            run.state = _state(arms, arm, record, params, opt_state)
             _note_target(run, record, has_validation=len(data.validation) > 0)
             if on_epoch is not None:
                 on_epoch(run, record, run.step_costs[-1])
-        active = _keep_params_of_stopped(runs, active, arms, params)
+        last = epoch == arms.first.epochs
+        going = _keep_params_of_stopped(runs, active, arms, params, last=last)
         steps_done += all_costs.shape[1]
-        if not active:
+        if not going:
             break
-    for i in active:
-        runs[i].params = flatten_params(arms.pick(params, i))
+        if len(going) < len(active):
+            # A cohort sheds the arms that stopped (diverged, pruned, at target), so that they
+            # cost nothing more: their slices of the state are dropped and the epoch is
+            # compiled (or found in the cache) for the arms that go on.
+            arms, params, opt_state = _shed(arms, going, params, opt_state)
+            snapshots.arms = arms
+            program = _compile(
+                arms,
+                parts[0][0],
+                optimizer,
+                params,
+                opt_state,
+                (train_x, train_y),
+                custom,
+                snapshots,
+            )
+            for arm in going:
+                runs[active[arm]].compile_seconds += program.compile_seconds
+        active = [active[arm] for arm in going]
     for run in runs:
         if run.status == "running":
             run.status = "finished"
@@ -436,13 +462,30 @@ def _restored(run: Run, fresh_opt_state: OptState) -> tuple[Params, OptState]:
 
 
 def _keep_params_of_stopped(
-    runs: list[Run], active: list[int], arms: _Arms, params: Params
+    runs: list[Run], active: list[int], arms: _Arms, params: Params, *, last: bool
 ) -> list[int]:
-    """Keep the final parameters of each active arm that stops now; return the arms that go on."""
-    for i in active:
-        if _should_stop(runs[i]):
-            runs[i].params = flatten_params(arms.pick(params, i))
-    return [i for i in active if runs[i].params is None]
+    """Keep the final parameters of each arm that stops now (every one, after the ``last``
+    epoch); return the positions of the arms that go on."""
+    going = []
+    for arm, i in enumerate(active):
+        if last or _should_stop(runs[i]):
+            runs[i].params = flatten_params(arms.pick(params, arm))
+        else:
+            going.append(arm)
+    return going
+
+
+def _shed(
+    arms: _Arms, going: list[int], params: Params, opt_state: OptState
+) -> tuple[_Arms, Params, OptState]:
+    """The cohort's arms at positions ``going``, with their parameters and optimizer state."""
+    taken = jnp.asarray(going)
+    kept = arms.only(going)
+    return (
+        kept,
+        jax.tree.map(lambda leaf: leaf[taken], params),
+        jax.tree.map(lambda leaf: leaf[taken], opt_state),
+    )
 
 
 def _checked_data(config: RunConfig, data: Dataset | None, data_dir: str | None) -> Dataset:
