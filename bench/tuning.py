@@ -65,13 +65,15 @@ def overhead(trials: int = 60) -> dict[str, float]:
 
     from costhill.store import Store
     from costhill.sweeps import parse_plan, run_plan, tuning
+    from costhill.sweeps.journal import SweepJournal
 
     timer = _Timer()
     for owner, names in (
         (optuna.study.Study, ("ask", "tell", "get_trials")),
         (optuna.trial.Trial, ("suggest_float", "suggest_categorical", "report", "should_prune")),
         (optuna.trial.Trial, ("set_user_attr",)),
-        (tuning, ("open_study",)),
+        (tuning, ("open_journal", "open_study")),
+        (SweepJournal, ("close",)),
     ):
         for name in names:
             timer.wrap(owner, name)
