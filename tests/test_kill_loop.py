@@ -10,6 +10,7 @@ import pytest
 from bench.kill_loop import kill_loop, sweep_command, train_command
 
 
+@pytest.mark.slow  # about 45 s: the default suite stays well under 10 minutes
 def test_a_sweep_killed_three_times_ends_as_one_never_killed(tmp_path):
     out = kill_loop(sweep_command(tmp_path, epochs=5, seeds=(0,)), tmp_path, kills=3, seed=1)
     assert out.problems == [] and out.kills == 3 and out.runs == 3

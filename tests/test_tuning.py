@@ -5,12 +5,15 @@ bad sampler and pruner options named with their file, line and valid choices."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 from typing import Any
 
 import optuna
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costhill.errors import ConfigError
 from costhill.results.compare import compare
@@ -18,7 +21,14 @@ from costhill.results.report import write_report
 from costhill.results.studies import export_study, importance
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
-from costhill.sweeps.tuning import _Judge, journal_path, make_pruner, studies, suggest
+from costhill.sweeps.tuning import (
+    _Judge,
+    journal_path,
+    latin_hypercube,
+    make_pruner,
+    studies,
+    suggest,
+)
 
 PLAN = """\
 name = "tuned"
@@ -62,8 +72,35 @@ def test_tpe_finds_the_best_point_of_a_known_objective():
     assert point["optimizer"] == "sgd" and set(study.best_params) == {"optimizer", "sgd.lr"}
 
 
-def _run(seed: int) -> Any:
-    return SimpleNamespace(config=SimpleNamespace(seed=seed), status="running", diverged_step=None)
+@settings(deadline=None)  # the first example imports scipy
+@given(n=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_the_startup_trials_draw_each_stratum_of_every_axis_once(n, seed):
+    _, (name, search) = studies(_plan(trials=n))
+    search = dataclasses.replace(
+        search, axes={"init": ["glorot_uniform", "he_normal"], "hidden": [[10], [20, 10]]}
+    )
+    points = latin_hypercube(search, n, seed)
+    assert len(points) == n and all(p["optimizer"] == "adam" for p in points)
+    places = sorted(math.log(p["adam.lr"] / 1e-4) / math.log(1e3) for p in points)
+    for k, place in enumerate(places):  # one draw in each of n equal parts of the log range
+        assert k / n - 1e-6 <= place <= (k + 1) / n + 1e-6
+    assert all(1e-4 <= p["adam.lr"] <= 1e-1 for p in points)
+    for key, choices in (
+        ("init", ["glorot_uniform", "he_normal"]),
+        ("hidden", ["[10]", "[20, 10]"]),
+    ):
+        counts = [sum(p[key] == c for p in points) for c in choices]
+        assert max(counts) - min(counts) <= 1  # each choice as often as the strata allow
+
+
+def _run(seed: int, trial: int = 0) -> Any:
+    config = SimpleNamespace(seed=seed, epochs=9, config_hash=lambda: f"trial {trial} seed {seed}")
+    return SimpleNamespace(config=config, status="running", epochs=[])
+
+
+def _judge(trials: list[Any], seeds: int = 2) -> Any:
+    hashes = [[f"trial {t} seed {s}" for s in range(seeds)] for t in range(len(trials))]
+    return _Judge(trials, hashes)
 
 
 def _epoch(epoch: int, accuracy: float) -> Any:
@@ -81,17 +118,61 @@ def test_a_pruned_trial_stops_at_the_epoch_the_pruner_says():
         assert not trial.should_prune()  # what enters them into the rung
         study.tell(trial, value)
     trial = study.ask()
-    judge, runs = _Judge(trial, seeds=2), [_run(0), _run(1)]
+    judge, runs = _judge([trial]), [_run(0), _run(1)]
+    for position, run in enumerate(runs):
+        judge.on_start(position, run.config)
     judge.on_epoch(runs[0], _epoch(1, 0.10), None)
     assert [r.status for r in runs] == ["running", "running"]  # seed 1 has not reported yet
     judge.on_epoch(runs[1], _epoch(1, 0.12), None)
     assert [r.status for r in runs] == ["pruned", "pruned"]
     assert study.trials[-1].intermediate_values == {1: pytest.approx(0.11)}
     good = study.ask()
-    judge, runs = _Judge(good, seeds=2), [_run(0), _run(1)]
+    judge, runs = _judge([good]), [_run(0), _run(1)]
     for run in runs:
         judge.on_epoch(run, _epoch(1, 0.95), None)
     assert [r.status for r in runs] == ["running", "running"]
+
+
+def test_a_batch_of_trials_is_halved_at_its_rung_as_synchronous_successive_halving():
+    """Four trials of a new study reach epoch 1 together: with reduction 3 the best one alone
+    goes on, whichever order their runs report in (judged one by one as they come, the first
+    would go on for want of a rival)."""
+    search = _plan(trials=4).search
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(search, epochs=9))
+    trials = [study.ask() for _ in range(4)]
+    judge = _judge(trials, seeds=2)
+    runs = [_run(s, t) for t in range(4) for s in range(2)]
+    for position, run in enumerate(runs):
+        judge.on_start(position, run.config)
+    accuracy = {0: 0.70, 1: 0.60, 2: 0.80, 3: 0.75}  # trial 2 is the best
+    for run in runs:
+        trial = int(run.config.config_hash().split()[1])
+        judge.on_epoch(run, _epoch(1, accuracy[trial] + 0.01 * run.config.seed), None)
+    assert [r.status for r in runs[4:6]] == ["running", "running"]
+    assert all(r.status == "pruned" for r in runs[:4] + runs[6:])
+    assert [t.intermediate_values for t in study.trials] == [
+        {1: pytest.approx(accuracy[t] + 0.005)} for t in range(4)
+    ]
+
+
+def test_a_batch_of_trials_trains_as_one_cohort_and_only_its_best_trial_runs_its_course(
+    store_path,
+):
+    text = PLAN.format(trials=4, prune="asha").replace('search = "tpe"\n', "")
+    head, arms = text.split("\n[[axes.optimizer]]", 1)
+    toml = f'{head}\n[search]\nsampler = "tpe"\nbatch = 4\n\n[[axes.optimizer]]{arms}'
+    plan = parse_plan(toml, source="batched.toml")
+    assert plan.search.sampler["batch"] == 4
+    with Store(store_path) as store:
+        report = run_plan(plan, store)
+        runs = store.list_runs()
+    assert report.trained == 2 * 4 * 2
+    for optimizer in ("sgd", "adam"):
+        mine = [r for r in runs if r["optimizer"] == optimizer]
+        assert all(r["data"]["cohort_size"] == 8 for r in mine)  # 4 trials x 2 seeds
+        finished = [r for r in mine if r["status"] == "finished"]
+        assert len(finished) == 2 and len({r["lr"] for r in finished}) == 1  # one trial
+        assert all(r["epochs"] == 1 for r in mine if r["status"] == "pruned")
 
 
 def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_path, tmp_path):
@@ -150,12 +231,13 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
         )
         first = optuna.load_study(study_name="tuned.sgd", storage=storage)
         asked = [(t.number, t.params, t.state.name) for t in first.trials]
-        assert [state for *_, state in asked] == ["COMPLETE", "COMPLETE", "RUNNING"]
+        # The fourth is one of the startup points, queued when the study was made.
+        assert [state for *_, state in asked] == ["COMPLETE", "COMPLETE", "RUNNING", "WAITING"]
         run_plan(plan, store)
         runs = store.list_runs()
     resumed = optuna.load_study(study_name="tuned.sgd", storage=storage)
     assert [t.number for t in resumed.trials] == [0, 1, 2, 3]  # no trial asked twice
-    assert [(t.number, t.params) for t in resumed.trials[:3]] == [(n, p) for n, p, _ in asked]
+    assert [(t.number, t.params) for t in resumed.trials[:3]] == [(n, p) for n, p, _ in asked[:3]]
     assert all(t.state.name == "COMPLETE" for t in resumed.trials)
     assert len(runs) == len(plan) and {r["status"] for r in runs} == {"finished"}
     assert len({r["config_hash"] for r in runs}) == len(runs)
@@ -184,8 +266,10 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
         ),
         (
             '[search]\nsampler = "tpe"\nstartups = 5\n',
-            r"tuned.toml:{line}: startups: search has no option 'startups'; valid: startup, seed",
+            r"tuned.toml:{line}: startups: search has no option 'startups'; valid: startup, seed, "
+            "batch",
         ),
+        ('[search]\nsampler = "tpe"\nbatch = 0\n', r"tuned.toml:{line}: batch: search: batch \("),
         ('[prune]\nrule = "median"\nstartup = -1\n', r"tuned.toml:{line}: startup: prune median: "),
     ],
 )

@@ -106,8 +106,9 @@ def _count_trained(run: Run, report: SweepReport) -> None:
     report.run_ids.append(int(run.run_id or 0))
 
 
-def cohort_groups(todo: Todo, cohorts: str) -> list[Todo]:
-    """Group configs that may train as one cohort (``engine.cohort_signature``), in plan order.
+def cohort_groups(todo: Todo, cohorts: str, *, max_arms: int = COHORT_MAX_ARMS) -> list[Todo]:
+    """Group configs that may train as one cohort (``engine.cohort_signature``), in plan order,
+    at most ``max_arms`` a cohort.
 
     ``auto`` groups them where a cohort pays on a CPU (plain SGD, batches of at most
     ``COHORT_MAX_BATCH``), ``always`` wherever the engine allows, ``never`` nowhere.
@@ -124,23 +125,25 @@ def cohort_groups(todo: Todo, cohorts: str) -> list[Todo]:
         pays = small and first.optimizer in COHORT_OPTIMIZERS and not dict(first.opt)
         together = cohorts == "always" or (cohorts == "auto" and pays)
         if len(members) > 1 and together and first.optimizer != "noisy_sgd":
-            groups += [
-                members[i : i + COHORT_MAX_ARMS] for i in range(0, len(members), COHORT_MAX_ARMS)
-            ]
+            groups += [members[i : i + max_arms] for i in range(0, len(members), max_arms)]
         else:
             groups += [[member] for member in members]
     return sorted(groups, key=lambda group: group[0][0])
 
 
 class InProcess(AbstractExecutor):
-    """Train here, a cohort at a time, writing every epoch to the store as it ends."""
+    """Train here, a cohort at a time (of at most ``max_arms``), writing every epoch to the
+    store as it ends."""
 
-    def __init__(self, data_for: DataCache, *, cohorts: str = "auto") -> None:
+    def __init__(
+        self, data_for: DataCache, *, cohorts: str = "auto", max_arms: int = COHORT_MAX_ARMS
+    ) -> None:
         self.data_for = data_for
         self.cohorts = cohorts
+        self.max_arms = max_arms
 
     def execute(self, todo: Todo, store: Store, report: SweepReport, hooks: Hooks) -> None:
-        groups = cohort_groups(todo, self.cohorts)
+        groups = cohort_groups(todo, self.cohorts, max_arms=self.max_arms)
         for group in groups:  # every one, before any trains
             check_memory([config for _, config in group], self.data_for(group[0][1]))
         for group in groups:

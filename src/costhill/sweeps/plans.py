@@ -20,12 +20,12 @@
 
 ``search = "random"`` with ``trials = N`` draws N points instead, where a ``{log = [a, b]}`` or
 ``{range = [a, b]}`` without ``num`` is a continuous range. ``search = "tpe"`` asks Optuna's TPE
-sampler for each of the N trials in turn (``sweeps.tuning``), and ``prune = "asha"``,
-``"hyperband"``, ``"median"`` or ``"none"`` (or a ``[prune]`` table with ``rule`` and its options)
-stops hopeless trials early, judged on the mean validation accuracy of their seeds. Every other
-top-level key is a fixed ``RunConfig`` setting. Unknown keys and bad values fail before anything
-trains, naming the file, the line and the key. Bundled plans live in ``costhill/plans/`` and run
-by name.
+sampler for the N trials, ``batch`` at a time (``[search]``; ``sweeps.tuning``), and
+``prune = "asha"``, ``"hyperband"``, ``"median"`` or ``"none"`` (or a ``[prune]`` table with
+``rule`` and its options) stops hopeless trials early, judged on the mean validation accuracy
+of their seeds. Every other top-level key is a fixed ``RunConfig`` setting. Unknown keys and bad
+values fail before anything trains, naming the file, the line and the key. Bundled plans live in
+``costhill/plans/`` and run by name.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Budget:
         raise ValueError("a seconds budget has no fixed epoch count")
 
 
-SAMPLER_OPTIONS = {"tpe": {"startup": 10, "seed": 0}}
+SAMPLER_OPTIONS = {"tpe": {"startup": 10, "seed": 0, "batch": 1}}
 PRUNE_OPTIONS: dict[str, dict[str, int]] = {
     "none": {},
     "asha": {"min_epochs": 1, "reduction": 3},
@@ -364,6 +364,8 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     if sampler and search != "tpe":
         raise lines.error("search", f"{search} search takes no options")
     options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
+    if options.get("batch", 1) < 1:
+        raise lines.error("batch", "search: batch (trials asked at a time) must be at least 1")
     prune, prune_options = _prune(raw.get("prune", "none"), lines=lines)
     if prune != "none" and search != "tpe":
         raise lines.error("prune", "pruning needs search = 'tpe' (it judges trials as they train)")

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..records import Run
 from ..store import Store
 from .executors import (
+    COHORT_MAX_ARMS,
     AbstractExecutor,
     DataCache,
     Hooks,
@@ -82,9 +83,17 @@ def run_plan(
         prepare_process(first)
         _check_batch_sizes(plan, first, data_for)
         report = SweepReport(planned=len(plan))
-        # A trial's seeds train as one cohort here, so that they are judged together.
-        executor = _executor(data_dir, workers, ray_address, data_for, cohorts="always")
-        tune(plan, store, executor, report, hooks, batch=max(workers, 1))
+        # A batch of trials trains as one cohort here, so that they are judged together.
+        batch = max(workers, plan.search.sampler["batch"])
+        executor = _executor(
+            data_dir,
+            workers,
+            ray_address,
+            data_for,
+            cohorts="always",
+            max_arms=batch * len(plan.search.seeds),
+        )
+        tune(plan, store, executor, report, hooks, batch=batch)
         report.wall_seconds = time.perf_counter() - started
         return report
     prepare_process(plan.configs)
@@ -115,12 +124,13 @@ def _executor(
     data_for: DataCache,
     *,
     cohorts: str,
+    max_arms: int = COHORT_MAX_ARMS,
 ) -> AbstractExecutor:
     if ray_address is not None:
         return RayCluster(data_dir, address=ray_address)
     if workers > 1:
         return WorkerProcesses(data_dir, workers=workers)
-    return InProcess(data_for, cohorts=cohorts)
+    return InProcess(data_for, cohorts=cohorts, max_arms=max_arms)
 
 
 def _check_batch_sizes(plan: Plan, configs: list[RunConfig], data_for: DataCache) -> None:

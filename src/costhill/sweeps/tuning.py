@@ -1,6 +1,6 @@
 """Tuning sweeps: Optuna's TPE sampler chooses each trial, its pruners stop hopeless ones.
 
-    search = "tpe"          # or [search] with sampler = "tpe", startup = 10, seed = 0
+    search = "tpe"          # or [search] with sampler = "tpe", startup = 10, seed = 0, batch = 1
     trials = 30
     prune = "asha"          # or [prune] with rule = "asha", min_epochs = 1, reduction = 3
 
@@ -9,11 +9,15 @@ hyperparameters, so the space is conditional) trained at every seed of the plan.
 judged together: after each epoch the trial reports the mean validation accuracy of its seeds,
 the pruner decides on that, and the trial's value is the mean of their best validation
 accuracies, so one lucky seed does not win. Test accuracy is never shown to the sampler.
+``batch`` trials are asked at a time; here their runs train as one cohort and are judged
+together (``_Judge``). A study's first ``startup`` trials are a Latin hypercube over its space
+(``latin_hypercube``), queued in the study when it is made.
 
 Optuna is driven by ask and tell from this process alone, which also alone writes the store; the
-study is kept in Optuna's journal file beside the store (``runs.db.optuna.journal``), so a killed
-tuning sweep resumes with the sampler's history: the trials it had asked and not told are trained
-to their end (their runs continue where they stopped) before any new one is asked.
+study is kept in Optuna's journal file beside the store (``runs.db.optuna.journal``, written by
+``journal.SweepJournal``), so a killed tuning sweep resumes with the sampler's history: the trials
+it had asked and not told are trained to their end (their runs continue where they stopped)
+before any new one is asked.
 """
 
 from __future__ import annotations
@@ -40,16 +44,22 @@ def journal_path(store: Store) -> Path:
     return Path(f"{store.path}{JOURNAL_SUFFIX}")
 
 
-def open_study(plan: Plan, store: Store, name: str, *, index: int = 0) -> Any:
-    """The study ``name`` (the plan's, or its ``index``-th optimizer's) in the store's journal,
-    made if new."""
+def open_journal(store: Store) -> Any:
+    """The store's journal (``journal.SweepJournal``), for ``open_study``; close it after."""
+    from .journal import SweepJournal
+
+    return SweepJournal(str(journal_path(store)))
+
+
+def open_study(plan: Plan, journal: Any, name: str, *, index: int = 0) -> Any:
+    """The study ``name`` (the plan's, or its ``index``-th optimizer's) in ``journal``, made if
+    new."""
     import optuna
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep shows its own progress
-    search = plan.search
-    storage = JournalStorage(JournalFileBackend(str(journal_path(store))))
+    search = studies(plan)[index][1]
+    storage = JournalStorage(journal)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -63,11 +73,61 @@ def open_study(plan: Plan, store: Store, name: str, *, index: int = 0) -> Any:
     # place too: with one seed, every optimizer's first draws would fall at the same place in
     # its range, and an optimum at the range's edge would be missed by all of them at once.
     asked = len(study.get_trials(deepcopy=False))
+    seed = search.sampler["seed"] + 1_000 * index
     study.sampler = optuna.samplers.TPESampler(
-        seed=search.sampler["seed"] + 1_000 * index + asked,
-        n_startup_trials=search.sampler["startup"],
+        seed=seed + asked, n_startup_trials=search.sampler["startup"]
     )
+    if asked == 0:
+        # TPE's startup draws are independent, so a few of them often bunch in one part of a
+        # range and miss another: a Latin hypercube puts one in each of as many strata.
+        for point in latin_hypercube(search, min(search.sampler["startup"], search.trials), seed):
+            study.enqueue_trial(point)
     return study
+
+
+def latin_hypercube(search: Search, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` points of the search's space (as Optuna names its parameters), each axis split
+    into ``n`` equal strata (of its log scale for a log range, of its choices for a list) and
+    every stratum drawn once, at a uniform place within it."""
+    import numpy as np
+
+    dimensions = [(key, values) for key, values in search.axes.items()]
+    fixed: dict[str, Any] = {}
+    if search.arms:
+        arm = search.arms[0]
+        name = arm["fixed"]["optimizer"]
+        fixed["optimizer"] = name
+        dimensions += [
+            (f"{name}.{key.removeprefix('opt.')}", values)
+            for key, values in arm.items()
+            if key != "fixed"
+        ]
+    if n < 1 or not dimensions:
+        return []
+    # (scipy.stats.qmc has this too, but importing scipy.stats takes most of a second.)
+    random = np.random.default_rng(seed)
+    strata = random.permuted(np.tile(np.arange(n), (len(dimensions), 1)), axis=1).T
+    unit = (strata + random.random((n, len(dimensions)))) / n
+    return [
+        {**fixed, **{key: _at(values, u) for (key, values), u in zip(dimensions, row, strict=True)}}
+        for row in unit
+    ]
+
+
+def _at(values: list[Any] | dict[str, Any], u: float) -> Any:
+    """The value at ``u`` (in [0, 1)) along one axis, as ``suggest`` stores it."""
+    if isinstance(values, list):
+        choice = values[min(int(u * len(values)), len(values) - 1)]
+        plain = choice is None or isinstance(choice, bool | int | float | str)
+        return choice if plain else json.dumps(choice)
+    low, high = values["low"], values["high"]
+    if values["kind"] == "log":
+        value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    else:
+        value = low + u * (high - low)
+    if values["int"]:
+        return min(max(round(value), math.ceil(low)), math.floor(high))
+    return min(max(float(f"{value:.6g}"), low), high)
 
 
 def make_pruner(search: Search, *, epochs: int) -> Any:
@@ -123,35 +183,59 @@ def _suggest(trial: Any, name: str, values: list[Any] | dict[str, Any]) -> Any:
 
 
 class _Judge:
-    """A trial's view of its runs as they train: after every epoch that all its seeds have
-    reached, their mean validation accuracy goes to the pruner; if it says stop, every run of
-    the trial is marked ``pruned`` and the engine stops it at that epoch."""
+    """A batch of trials as their runs train. After each epoch that every run going has
+    reached, each trial's seeds' mean validation accuracy goes to its study; only then does the
+    pruner judge them, best first, and the runs of each trial it stops are marked ``pruned``
+    (the engine stops them at that epoch, and their cohort sheds them).
 
-    def __init__(self, trial: Any, seeds: int) -> None:
-        self.trial = trial
-        self.seeds = seeds
-        self.runs: dict[int, Run] = {}
-        self.values: dict[int, dict[int, float]] = {}
-        self.reported = set(trial.storage.get_trial(trial._trial_id).intermediate_values)
+    Judged best first, each trial meets at its rung the batch's better ones and every earlier
+    trial: with Optuna's successive halving (asynchronous, ASHA), a batch of fewer than twice
+    the reduction factor is halved as synchronous successive halving would halve it, and the
+    first trial of a study no longer runs its course for want of a rival."""
+
+    def __init__(self, trials: list[Any], hashes: list[list[str]]) -> None:
+        self.trials = trials
+        self.trial_of = {h: t for t, trial_hashes in enumerate(hashes) for h in trial_hashes}
+        self.started: set[str] = set()
+        self.runs: dict[str, Run] = {}
+        self.values: dict[int, dict[str, float]] = {}  # epoch -> config hash -> val accuracy
+        self.reported = [
+            set(trial.storage.get_trial(trial._trial_id).intermediate_values) for trial in trials
+        ]
+
+    def on_start(self, position: int, config: Any) -> None:
+        self.started.add(config.config_hash())
 
     def on_epoch(self, run: Run, record: EpochRecord, costs: Any) -> None:
-        self.runs[run.config.seed] = run
+        key = run.config.config_hash()
+        self.runs[key] = run
+        self.started.add(key)
         accuracy = record.val_accuracy
         value = 0.0 if accuracy is None or not math.isfinite(accuracy) else accuracy
-        self.values.setdefault(record.epoch, {})[run.config.seed] = value
-        going = self.seeds - sum(
-            r.diverged_step is not None and r.epochs[-1].epoch < record.epoch
-            for r in self.runs.values()
-        )
-        seen = self.values[record.epoch]
-        if len(seen) < going or record.epoch in self.reported:
+        epoch = record.epoch
+        seen = self.values.setdefault(epoch, {})
+        seen[key] = value
+        if any(h not in seen and self._going(h, epoch) for h in self.started):
             return
-        self.reported.add(record.epoch)
-        self.trial.report(sum(seen.values()) / len(seen), record.epoch)
-        if self.trial.should_prune():
-            for other in self.runs.values():
-                if other.status == "running":
-                    other.status = "pruned"
+        means = {}
+        for t, trial in enumerate(self.trials):
+            values = [v for h, v in seen.items() if self.trial_of[h] == t]
+            if values and epoch not in self.reported[t]:
+                self.reported[t].add(epoch)
+                means[t] = sum(values) / len(values)
+                trial.report(means[t], epoch)
+        if epoch == run.config.epochs:
+            return  # run their course: pruning them now would save nothing and hide them
+        for t in sorted(means, key=means.__getitem__, reverse=True):
+            if self.trials[t].should_prune():
+                for h, other in self.runs.items():
+                    if self.trial_of[h] == t and other.status == "running":
+                        other.status = "pruned"
+
+    def _going(self, key: str, epoch: int) -> bool:
+        """Whether the run of ``key`` trains ``epoch``: not stopped at an earlier one."""
+        run = self.runs.get(key)
+        return run is None or run.status == "running" or run.epochs[-1].epoch >= epoch
 
 
 def _chain(*callbacks: Callable[..., None] | None) -> Callable[..., None]:
@@ -187,9 +271,9 @@ def tune(
 ) -> None:
     """Ask, train and tell each study's trials until it holds ``trials`` of them.
 
-    In this process (``InProcess``) each trial's seeds train together and are judged after
-    every epoch; elsewhere (worker processes, Ray) ``batch`` trials are asked at a time, their
-    runs come back whole, and nothing is pruned.
+    ``batch`` trials are asked at a time. In this process (``InProcess``) their runs train as
+    one cohort and are judged together after every epoch (``_Judge``); elsewhere (worker
+    processes, Ray) their runs come back whole, and nothing is pruned.
     """
     judged = isinstance(executor, InProcess)
     if plan.search.prune != "none" and not judged:
@@ -197,11 +281,15 @@ def tune(
             f"{plan.source}: prune: {plan.search.prune} judges runs epoch by epoch as they "
             "train here; runs trained by --workers or --ray come back whole (use prune = 'none')"
         )
-    for index, (name, search) in enumerate(studies(plan)):
-        study = open_study(plan, store, name, index=index)
-        first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
-        sweep = _Sweep(plan.name, first, search, store, executor, report, hooks, judged)
-        _run_study(study, sweep, batch)
+    journal = open_journal(store)
+    try:
+        for index, (name, search) in enumerate(studies(plan)):
+            study = open_study(plan, journal, name, index=index)
+            first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
+            sweep = _Sweep(plan.name, first, search, store, executor, report, hooks, judged)
+            _run_study(study, sweep, batch)
+    finally:
+        journal.close()
 
 
 @dataclass
@@ -227,11 +315,11 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
         optuna.trial.Trial(study, frozen._trial_id)
         for frozen in study.get_trials(deepcopy=False, states=(running,))
     ]
-    told = len(study.get_trials(deepcopy=False)) - len(waiting)
+    told = _asked(study) - len(waiting)
     sweep.report.skipped += told * len(sweep.search.seeds)  # their runs are in the store
     trials = sweep.search.trials
-    while waiting or len(study.get_trials(deepcopy=False)) < trials:
-        while len(waiting) < batch and len(study.get_trials(deepcopy=False)) < trials:
+    while waiting or _asked(study) < trials:
+        while len(waiting) < batch and _asked(study) < trials:
             waiting.append(study.ask())
         asked, waiting = waiting[:batch], waiting[batch:]
         _train_trials(sweep, asked)
@@ -239,10 +327,19 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
             _tell(study, sweep.store, trial)
 
 
+def _asked(study: Any) -> int:
+    """How many trials the study has asked (those queued for asking not counted)."""
+    import optuna
+
+    waiting = optuna.trial.TrialState.WAITING
+    return sum(trial.state != waiting for trial in study.get_trials(deepcopy=False))
+
+
 def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     search = sweep.search
     seeds = len(search.seeds)
     todo = []
+    every = []
     for trial in trials:
         configs = search.configs_for(suggest(trial, search))
         hashes = [c.config_hash() for c in configs]
@@ -250,10 +347,15 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
         start = sweep.first + trial.number * seeds
         sweep.store.add_to_sweep(sweep.name, hashes, start=start)
         todo += [(start + i, c) for i, c in enumerate(configs)]
+        every.append(hashes)
     hooks = sweep.hooks
-    if sweep.judged:  # one trial: its seeds train as one cohort where the engine allows
-        judge = _Judge(trials[0], seeds)
-        hooks = Hooks(hooks.on_run_start, _chain(judge.on_epoch, hooks.on_epoch), hooks.on_run_end)
+    if sweep.judged:  # the batch's runs train as one cohort where the engine allows
+        judge = _Judge(trials, every)
+        hooks = Hooks(
+            _chain(judge.on_start, hooks.on_run_start),
+            _chain(judge.on_epoch, hooks.on_epoch),
+            hooks.on_run_end,
+        )
     sweep.executor.execute(todo, sweep.store, sweep.report, hooks)
 
 
