@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import signal
@@ -32,7 +33,8 @@ import numpy as np
 from costhill.records import Run
 
 # Long enough that N = 20 restarts (each pays the interpreter, JAX and the data again, ~2.5 s)
-# are a fair share of the work, short enough for CI: two to three minutes each, uninterrupted.
+# are a fair share of the work, short enough for CI: two to three minutes each, uninterrupted
+# (the slow test sizes the epochs to the machine: `sized`).
 SWEEP_PLAN = """
 name = "kill-loop"
 dataset = "fashion-mnist-sample"
@@ -141,6 +143,32 @@ def _attempt(
 
 def _environment(cache: Path) -> dict[str, str]:
     return {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": str(cache)}
+
+
+def sized(
+    make: Callable[[int], Callable[[Path], list[str] | None]],
+    epochs: int,
+    folder: Path,
+    *,
+    seconds: float,
+) -> tuple[Callable[[Path], list[str] | None], int]:
+    """``make(n)``'s command for the ``n`` epochs that take about ``seconds`` uninterrupted on
+    this machine (at least ``epochs``), and ``n``. Each restart pays a fixed cost (the
+    interpreter, JAX, the data: seconds), so a workload fixed in epochs would make the kills a
+    larger share of the time on a faster machine; fixed in seconds, the share stays the same.
+    Measured from two short runs of the command: the fixed cost and the cost of an epoch."""
+    probes = (1, max(2, epochs // 4))
+    times = []
+    for n in probes:
+        place = folder / f"probe-{n}"
+        place.mkdir()
+        command = make(n)(place / "probe.db")
+        assert command is not None
+        times.append(_attempt(command, _environment(place / "cache"), None)[1])
+    per_epoch = max((times[1] - times[0]) / (probes[1] - probes[0]), 1e-3)
+    fixed = max(times[0] - per_epoch, 0.0)
+    wanted = max(epochs, math.ceil((seconds - fixed) / per_epoch))
+    return make(wanted), wanted
 
 
 def kill_loop(
