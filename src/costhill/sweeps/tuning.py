@@ -51,14 +51,13 @@ def open_journal(store: Store) -> Any:
     return SweepJournal(str(journal_path(store)))
 
 
-def open_study(plan: Plan, journal: Any, name: str, *, index: int = 0) -> Any:
-    """The study ``name`` (the plan's, or its ``index``-th optimizer's) in ``journal``, made if
-    new."""
+def open_study(search: Search, journal: Any, name: str, *, index: int = 0) -> Any:
+    """The study ``name`` of ``search`` (the plan's, or its ``index``-th optimizer's, as
+    ``studies`` gives them) in ``journal``, made if new."""
     import optuna
     from optuna.storages import JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep shows its own progress
-    search = studies(plan)[index][1]
     storage = JournalStorage(journal)
     study = optuna.create_study(
         study_name=name,
@@ -91,17 +90,11 @@ def latin_hypercube(search: Search, n: int, seed: int) -> list[dict[str, Any]]:
     every stratum drawn once, at a uniform place within it."""
     import numpy as np
 
-    dimensions = [(key, values) for key, values in search.axes.items()]
+    dimensions = list(search.axes.items())
     fixed: dict[str, Any] = {}
-    if search.arms:
-        arm = search.arms[0]
-        name = arm["fixed"]["optimizer"]
-        fixed["optimizer"] = name
-        dimensions += [
-            (f"{name}.{key.removeprefix('opt.')}", values)
-            for key, values in arm.items()
-            if key != "fixed"
-        ]
+    if search.arms:  # a study's one optimizer (``studies``)
+        fixed["optimizer"] = search.arms[0]["fixed"]["optimizer"]
+        dimensions += [(name, values) for name, _, values in _arm_parameters(search.arms[0])]
     if n < 1 or not dimensions:
         return []
     # (scipy.stats.qmc has this too, but importing scipy.stats takes most of a second.)
@@ -117,9 +110,7 @@ def latin_hypercube(search: Search, n: int, seed: int) -> list[dict[str, Any]]:
 def _at(values: list[Any] | dict[str, Any], u: float) -> Any:
     """The value at ``u`` (in [0, 1)) along one axis, as ``suggest`` stores it."""
     if isinstance(values, list):
-        choice = values[min(int(u * len(values)), len(values) - 1)]
-        plain = choice is None or isinstance(choice, bool | int | float | str)
-        return choice if plain else json.dumps(choice)
+        return _choices(values)[min(int(u * len(values)), len(values) - 1)]
     low, high = values["low"], values["high"]
     if values["kind"] == "log":
         value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
@@ -127,7 +118,7 @@ def _at(values: list[Any] | dict[str, Any], u: float) -> Any:
         value = low + u * (high - low)
     if values["int"]:
         return min(max(round(value), math.ceil(low)), math.floor(high))
-    return min(max(float(f"{value:.6g}"), low), high)
+    return min(max(_readable(value), low), high)
 
 
 def make_pruner(search: Search, *, epochs: int) -> Any:
@@ -160,26 +151,43 @@ def suggest(trial: Any, search: Search) -> dict[str, Any]:
     if search.arms:
         names = [arm["fixed"]["optimizer"] for arm in search.arms]
         name = trial.suggest_categorical("optimizer", names)
-        arm = search.arms[names.index(name)]
         point["optimizer"] = name
-        for key, values in arm.items():
-            if key != "fixed":
-                point[key] = _suggest(trial, f"{name}.{key.removeprefix('opt.')}", values)
+        for parameter, key, values in _arm_parameters(search.arms[names.index(name)]):
+            point[key] = _suggest(trial, parameter, values)
     return point
+
+
+def _arm_parameters(arm: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """An optimizer arm's hyperparameters: (Optuna's name, the config key, the values)."""
+    name = arm["fixed"]["optimizer"]
+    return [
+        (f"{name}.{key.removeprefix('opt.')}", key, values)
+        for key, values in arm.items()
+        if key != "fixed"
+    ]
+
+
+def _choices(values: list[Any]) -> list[Any]:
+    """A list axis's choices as Optuna stores them: as they are, or, where any is a list
+    (hidden widths), all as JSON text, the kinds of choice Optuna stores."""
+    if all(v is None or isinstance(v, bool | int | float | str) for v in values):
+        return list(values)
+    return [json.dumps(v) for v in values]
+
+
+def _readable(value: float) -> float:
+    return float(f"{value:.6g}")  # as random search writes them: configs that read well
 
 
 def _suggest(trial: Any, name: str, values: list[Any] | dict[str, Any]) -> Any:
     if isinstance(values, list):
-        if all(v is None or isinstance(v, bool | int | float | str) for v in values):
-            return trial.suggest_categorical(name, values)
-        # Lists (hidden widths) travel as JSON text, the kinds of choice Optuna stores.
-        return json.loads(trial.suggest_categorical(name, [json.dumps(v) for v in values]))
+        choices = _choices(values)
+        return values[choices.index(trial.suggest_categorical(name, choices))]
     log = values["kind"] == "log"
     if values["int"]:
         low, high = math.ceil(values["low"]), math.floor(values["high"])
         return trial.suggest_int(name, low, high, log=log)
-    value = trial.suggest_float(name, values["low"], values["high"], log=log)
-    return float(f"{value:.6g}")  # as random search writes them: configs that read well
+    return _readable(trial.suggest_float(name, values["low"], values["high"], log=log))
 
 
 class _Judge:
@@ -209,7 +217,6 @@ class _Judge:
     def on_epoch(self, run: Run, record: EpochRecord, costs: Any) -> None:
         key = run.config.config_hash()
         self.runs[key] = run
-        self.started.add(key)
         accuracy = record.val_accuracy
         value = 0.0 if accuracy is None or not math.isfinite(accuracy) else accuracy
         epoch = record.epoch
@@ -284,7 +291,7 @@ def tune(
     journal = open_journal(store)
     try:
         for index, (name, search) in enumerate(studies(plan)):
-            study = open_study(plan, journal, name, index=index)
+            study = open_study(search, journal, name, index=index)
             first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
             sweep = _Sweep(plan.name, first, search, store, executor, report, hooks, judged)
             _run_study(study, sweep, batch)
