@@ -151,24 +151,64 @@ def sized(
     folder: Path,
     *,
     seconds: float,
-) -> tuple[Callable[[Path], list[str] | None], int]:
+    kills: int,
+) -> tuple[Callable[[Path], list[str] | None], int, float]:
     """``make(n)``'s command for the ``n`` epochs that take about ``seconds`` uninterrupted on
-    this machine (at least ``epochs``), and ``n``. Each restart pays a fixed cost (the
-    interpreter, JAX, the data: seconds), so a workload fixed in epochs would make the kills a
-    larger share of the time on a faster machine; fixed in seconds, the share stays the same.
-    Measured from two short runs of the command: the fixed cost and the cost of an epoch."""
+    this machine (at least ``epochs``), and longer where a cold start needs it; ``n``, and the
+    cold start in seconds.
+
+    Each restart pays a fixed cost (the interpreter, JAX, the data: seconds), so a workload
+    fixed in epochs would make the kills a larger share of the time on a faster machine; fixed
+    in seconds, the share stays the same. Kills fall on average ``T / (2 kills)`` apart, and an
+    attempt killed before it has compiled its epoch keeps nothing, however well it resumes: so
+    ``T`` is also at least ``2 kills`` times a cold start, the time from an empty compilation
+    cache to the first stored epoch. Measured from two short runs of the command: the cold
+    start, the fixed cost and the cost of an epoch."""
     probes = (1, max(2, epochs // 4))
-    times = []
+    times, cold = [], 0.0
     for n in probes:
         place = folder / f"probe-{n}"
         place.mkdir()
         command = make(n)(place / "probe.db")
         assert command is not None
-        times.append(_attempt(command, _environment(place / "cache"), None)[1])
+        first, wall = _first_epoch_and_wall(command, _environment(place / "cache"), place)
+        times.append(wall)
+        cold = cold or first
     per_epoch = max((times[1] - times[0]) / (probes[1] - probes[0]), 1e-3)
     fixed = max(times[0] - per_epoch, 0.0)
-    wanted = max(epochs, math.ceil((seconds - fixed) / per_epoch))
-    return make(wanted), wanted
+    wanted = max(epochs, math.ceil((max(seconds, 2 * kills * cold) - fixed) / per_epoch))
+    return make(wanted), wanted, cold
+
+
+def _first_epoch_and_wall(
+    command: list[str], env: dict[str, str], place: Path
+) -> tuple[float, float]:
+    """Run ``command`` to its end; the seconds until its store (``place/probe.db``) held an
+    epoch, and its wall time."""
+    store, errors = place / "probe.db", place / "stderr.txt"
+    started = time.perf_counter()
+    with errors.open("w") as err:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        first = None
+        while process.poll() is None:
+            if first is None and _holds_an_epoch(store):
+                first = time.perf_counter() - started
+            time.sleep(0.02)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        failed = f"{' '.join(command)} failed ({process.returncode})"
+        raise RuntimeError(f"{failed}: {errors.read_text()}")
+    return first or wall, wall
+
+
+def _holds_an_epoch(store: Path) -> bool:
+    if not store.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT 1 FROM epochs LIMIT 1").fetchone() is not None
+    except sqlite3.Error:  # not created yet, or being written
+        return False
 
 
 def kill_loop(
