@@ -465,13 +465,25 @@ def test_cohorts_are_used_where_they_pay_and_match_runs_alone(tmp_path):
     assert sorted(len(g) for g in cohort_groups(cosine, "always")) == [4, 4]  # lr apart
 
     plan = _plan(name="together")
-    with Store(tmp_path / "alone.db") as store:
-        run_plan(plan, store, cohorts="never")
-        alone = {r["config_hash"]: r for r in store.sweep_runs("together")}
-    with Store(tmp_path / "cohort.db") as store:
-        run_plan(plan, store, cohorts="always")
-        together = {r["config_hash"]: r for r in store.sweep_runs("together")}
+    together, cohort_costs = _sweep_rows_and_costs(tmp_path / "cohort.db", plan, cohorts="always")
+    alone, alone_costs = _sweep_rows_and_costs(tmp_path / "alone.db", plan, cohorts="never")
     assert together.keys() == alone.keys()
     for key, row in together.items():
         assert row["data"]["cohort_size"] == 8
-        assert row["test_accuracy"] == pytest.approx(alone[key]["test_accuracy"], abs=0.005)
+        # An arm's first steps are those it takes alone: a wrong learning rate, initializer, data
+        # order or optimizer state shared between arms shows by the second step. Later steps only
+        # agree to rounding amplified by training (Adam turns gradients near zero into steps of a
+        # whole learning rate, whatever their last bits), as two machines' runs do.
+        np.testing.assert_allclose(cohort_costs[key][:4], alone_costs[key][:4], rtol=1e-5)
+    cohort_mean = np.mean([row["test_accuracy"] for row in together.values()])
+    alone_mean = np.mean([row["test_accuracy"] for row in alone.values()])
+    assert cohort_mean == pytest.approx(alone_mean, abs=0.005)
+
+
+def _sweep_rows_and_costs(path, plan, *, cohorts):
+    """A plan's stored rows, and each run's first-epoch step costs, by config hash."""
+    with Store(path) as store:
+        run_plan(plan, store, cohorts=cohorts)
+        rows = {r["config_hash"]: r for r in store.sweep_runs(plan.name)}
+        costs = {key: np.asarray(store.load(r["run_id"]).step_costs[0]) for key, r in rows.items()}
+    return rows, costs

@@ -11,8 +11,11 @@ traced to the engine settings that produced it:
 Example:
     >>> from costhill import RunConfig
     >>> from costhill.engine.cpu_tuning import preferred_xla_threads
-    >>> preferred_xla_threads([RunConfig(optimizer="sgd", batch_size=1)])  # seed MLP fits one L2
+    >>> stochastic_sgd = RunConfig(optimizer="sgd", batch_size=1)  # the seed MLP: 0.72 MB
+    >>> preferred_xla_threads([stochastic_sgd], l2_cache_bytes=1 << 20)  # fits a 1 MiB L2
     1
+    >>> preferred_xla_threads([stochastic_sgd], l2_cache_bytes=512 << 10) is None  # not 512 KiB
+    True
     >>> preferred_xla_threads([RunConfig(optimizer="adam", batch_size=64)]) is None
     True
 """
@@ -151,7 +154,9 @@ def _one_thread_is_faster(config: RunConfig, l2_bytes: int | None) -> bool:
     return plain_sgd and small_steps and fits_one_core
 
 
-def preferred_xla_threads(configs: Sequence[RunConfig]) -> int | None:
+def preferred_xla_threads(
+    configs: Sequence[RunConfig], *, l2_cache_bytes: int | None = None
+) -> int | None:
     """The XLA CPU thread count these runs train fastest with, or None for XLA's default (one a
     core).
 
@@ -163,10 +168,11 @@ def preferred_xla_threads(configs: Sequence[RunConfig]) -> int | None:
     figures are in BENCHMARKS.md, "Engine choices" (``python -m bench.threads``).
 
     The count holds for a whole process, so a set of runs gets one only if every run prefers it.
+    ``l2_cache_bytes`` is one core's L2 cache; by default this machine's, read from Linux.
     """
     if not configs:
         return None
-    l2_bytes = _l2_cache_bytes()
+    l2_bytes = _l2_cache_bytes() if l2_cache_bytes is None else l2_cache_bytes
     return 1 if all(_one_thread_is_faster(c, l2_bytes) for c in configs) else None
 
 

@@ -166,7 +166,9 @@ def train_cohort(
 
     Each arm keeps its own parameters, optimizer state (holding its hyperparameters) and data order
     (the order of its seed, so arms that share a seed see the same batches), and gives the same
-    numbers, to float rounding, as ``train`` gives it alone. Every run records the cohort's
+    numbers, to float rounding, as ``train`` gives it alone. Training may amplify that rounding
+    (Adam makes a step of a whole learning rate of a gradient near zero, whatever its last bits),
+    so over many steps arms can drift apart as two machines' runs do. Every run records the cohort's
     wall-clock seconds and, in ``run.data["cohort_size"]``, how many arms shared them. Whether a
     cohort pays depends on the batch size and optimizer: see BENCHMARKS.md.
 
