@@ -110,3 +110,121 @@ def _one_finished_one_started(store):
     _, seen = look(store)
     training = [h for h, runs in seen.rows.items() if runs[-1][0] == "running" and seen.epochs(h)]
     return len(seen.finished) == 1 and len(training) == 1
+
+
+# Trials long enough to be cut off, and an ASHA rung at epoch 1 that stores pruned runs early.
+WORKERS_PLAN = """
+name = "workers-cut-off"
+dataset = "fashion-mnist-sample"
+validation = 300
+model = "logreg"
+batch_size = 10
+epochs = 2000
+seeds = [0, 1]
+trials = 8
+
+[search]
+sampler = "tpe"
+
+[prune]
+rule = "asha"
+reduction = 3
+
+[[axes.optimizer]]
+name = "sgd"
+lr = {log = [1e-5, 1e0]}
+"""
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while looked at
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # worker processes and a tuning sweep: about 30 s each
+@pytest.mark.parametrize("how", ["SIGKILL to the driver", "Ctrl-C to the process group"])
+def test_worker_processes_end_with_their_driver(tmp_path, how):
+    """A driver killed outright leaves no worker training on (or waiting for work) with no one
+    to store what it trains; a Ctrl-C stops them at once, with no traceback from any."""
+    import os
+    import re
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    plan, store = tmp_path / "plan.toml", tmp_path / "runs.db"
+    plan.write_text(WORKERS_PLAN)
+    command = [
+        sys.executable,
+        "-c",
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['costhill', *sys.argv[1:]]; runpy.run_module('costhill', run_name='__main__')",
+        *("sweep", str(plan), "--store", str(store), "--workers", "2"),
+    ]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    pruned = 0
+    while not pruned and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                query = "SELECT COUNT(*) FROM runs WHERE status = 'pruned'"
+                pruned = db.execute(query).fetchone()[0]
+    assert pruned, "no pruned run stored: the workers never trained and asked"
+    workers = [p for p in _children(process.pid) if b"spawn_main" in _cmdline(p)]
+    assert len(workers) == 2
+    if how.startswith("SIGKILL"):
+        os.kill(process.pid, signal.SIGKILL)
+    else:
+        os.killpg(process.pid, signal.SIGINT)
+    try:  # a worker that outlives its driver holds the driver's stderr open
+        _, err = process.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        left = [pid for pid in workers if _running(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) outlived the driver"
+    if how.startswith("Ctrl-C"):
+        text = err.decode()
+        assert process.returncode == 130 and "Traceback" not in text, text[-2000:]
+        last = text.strip().splitlines()[-1]
+        assert re.fullmatch(
+            r"interrupted: (\d+) of 16 runs finished and stored \((\d+) of them pruned\), .*", last
+        ), last
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _cmdline(pid: int) -> bytes:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -22,7 +22,9 @@ from costhill.results.studies import export_study, importance
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
 from costhill.sweeps.tuning import (
+    _answer,
     _Judge,
+    _train_judged,
     journal_path,
     latin_hypercube,
     make_pruner,
@@ -285,6 +287,67 @@ def test_an_unknown_option_is_named_with_the_valid_ones(table, message):
         parse_plan(text, source="tuned.toml")
 
 
+def _asking(prune_at: int | None) -> tuple[list[tuple[Any, ...]], Any]:
+    """A driver's answers, as a worker's ``ask`` gets them: stop at epoch ``prune_at``."""
+    asked: list[tuple[Any, ...]] = []
+
+    def ask(question: tuple[Any, ...]) -> Any:
+        asked.append(question)
+        if question[0] == "should_prune":
+            return [q for q in asked if q[0] == "report"][-1][2] == prune_at
+        return None
+
+    return asked, ask
+
+
+@pytest.mark.parametrize(("prune_at", "reported"), [(None, set()), (1, set()), (2, {1})])
+def test_a_trial_trained_elsewhere_reports_its_seeds_mean_and_stops_when_told(
+    sample, prune_at, reported
+):
+    from costhill import RunConfig
+
+    base = RunConfig(
+        dataset="fashion-mnist-sample", validation=300, model="logreg", batch_size=100,
+        epochs=3, optimizer="sgd", lr=0.1,
+    )  # fmt: skip
+    configs = [base.replace(seed=seed) for seed in (0, 1)]
+    asked, ask = _asking(prune_at)
+    runs = _train_judged(configs, sample, ask, reported)
+    stopped = prune_at or 3
+    assert [r.status for r in runs] == (["pruned"] * 2 if prune_at else ["finished"] * 2)
+    assert [len(r.epochs) for r in runs] == [stopped, stopped]
+    reports = [q for q in asked if q[0] == "report"]
+    assert [q[2] for q in reports] == [e for e in range(1, stopped + 1) if e not in reported]
+    for _, value, epoch in reports:  # the seeds' mean, as the driver's study is told it
+        mean = sum(r.epochs[epoch - 1].val_accuracy for r in runs) / 2
+        assert value == pytest.approx(mean)
+    # Asked after each epoch it reports but the last (stopping a run at its end saves nothing);
+    # a resumed trial is not judged again at an epoch it had reported.
+    assert asked.count(("should_prune",)) == sum(q[2] < 3 for q in reports)
+
+
+def test_the_driver_answers_a_workers_questions_from_the_trials_study():
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(_plan().search, epochs=9))
+    first = study.ask()
+    assert _answer(first, ("report", 0.9, 1)) is None
+    assert _answer(first, ("should_prune",)) is False  # the first at its rung goes on
+    study.tell(first, 0.9)
+    second = study.ask()
+    _answer(second, ("report", 0.1, 1))
+    assert _answer(second, ("should_prune",)) is True
+    assert study.trials[1].intermediate_values == {1: 0.1}
+
+
+def _queued_study(store: Store, name: str, lrs: list[float]) -> None:
+    """The study a sweep will open, made beforehand with its first trials queued."""
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
+    )
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    for lr in lrs:
+        study.enqueue_trial({"optimizer": "sgd", "sgd.lr": lr})
+
+
 @pytest.mark.slow  # spawns worker processes: about 30 s
 def test_worker_processes_train_batches_of_trials_the_driver_asks_and_tells(store_path):
     text = PLAN.format(trials=4, prune="none").replace("seeds = [0, 1]", "seeds = [0]")
@@ -298,6 +361,33 @@ def test_worker_processes_train_batches_of_trials_the_driver_asks_and_tells(stor
         )
         study = optuna.load_study(study_name="tuned.sgd", storage=storage)
         assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-        pruning = parse_plan(text.replace('prune = "none"', 'prune = "median"'), source="t.toml")
-        with pytest.raises(ConfigError, match="come back whole"):
-            run_plan(pruning, store, workers=2)
+
+
+@pytest.mark.slow  # spawns worker processes: about 40 s
+def test_worker_processes_train_trials_the_driver_prunes(store_path):
+    """ASHA (rung at epochs 1 and 2, reduction 2) over trials trained by two worker processes,
+    queued so that one good trial (lr 0.3) starts first beside a hopeless one (lr 1e-5): by the
+    time the third trial (hopeless too) reaches epoch 1 the good one has reported there, so the
+    third is stopped at epoch 1, whichever of the first two reports first."""
+    text = PLAN.format(trials=4, prune="asha").split('[[axes.optimizer]]\nname = "adam"')[0]
+    text = text.replace('prune = "asha"', '[prune]\nrule = "asha"\nreduction = 2\n')
+    text = text.replace("lr = {log = [1e-3, 1e0]}", "lr = {log = [1e-6, 1e0]}")
+    plan = parse_plan(text, source="tuned.toml")
+    with Store(store_path) as store:
+        _queued_study(store, "tuned.sgd", [0.3, 1e-5, 2e-5, 3e-5])
+        report = run_plan(plan, store, workers=2)
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
+        )
+        trials = optuna.load_study(study_name="tuned.sgd", storage=storage).trials
+        assert [t.params["sgd.lr"] for t in trials] == [0.3, 1e-5, 2e-5, 3e-5]
+        assert report.trained == 8 and report.pruned >= 2
+        assert trials[0].state.name == "COMPLETE" and trials[2].state.name == "PRUNED"
+        for trial in trials:
+            rows = store.latest_runs(trial.user_attrs["config_hashes"]).values()
+            if trial.state.name == "PRUNED":  # stopped at the epoch it last reported
+                stopped = max(trial.intermediate_values)
+                assert {(r["status"], r["epochs"]) for r in rows} == {("pruned", stopped)}
+            else:
+                assert {(r["status"], r["epochs"]) for r in rows} == {("finished", 3)}
+        assert trials[2].intermediate_values.keys() == {1}

@@ -55,7 +55,8 @@ def sweep(
 ) -> None:
     """Train every config of PLAN (a TOML file or a bundled plan's name) that the store lacks.
 
-    Rerunning a stopped sweep resumes it: configs with a finished or diverged run are skipped.
+    Rerunning a stopped sweep resumes it: configs with a finished, diverged or pruned run are
+    skipped.
 
     \b
     Example:
@@ -66,7 +67,7 @@ def sweep(
         costhill sweep optimizers --ray head-node:6379
     """
     from ..specs import parse_set
-    from ..store import Store
+    from ..store import TRAINED, Store
     from ..sweeps import check_ray_head, load_plan, run_plan
 
     loaded = load_plan(plan, overrides=parse_set(set_pairs))
@@ -92,11 +93,13 @@ def sweep(
                 on_run_end=shown.on_run_end,
             )
     except KeyboardInterrupt:
-        finished = len(store.sweep_runs(loaded.name))
+        stored = store.sweep_runs(loaded.name, statuses=TRAINED)
+        pruned = sum(row["status"] == "pruned" for row in stored)
         stopped = sum(store.stopped_run(c.config_hash()) is not None for c in loaded.configs)
         store.close()
         console.print(
-            f"interrupted: {finished} of {len(loaded)} runs finished and stored, {stopped} "
+            f"interrupted: {len(stored)} of {len(loaded)} runs finished and stored"
+            f"{f' ({pruned} of them pruned)' if pruned else ''}, {stopped} "
             "kept part-way; run the same command to resume (part-way runs go on where they "
             "stopped)"
         )

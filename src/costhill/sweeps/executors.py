@@ -3,12 +3,22 @@
 Each is an executor with one method, ``execute(todo, store, report, hooks)``. Whatever trains
 where, only the driver process writes the store: runs trained in this process are written epoch
 by epoch; runs trained elsewhere come back whole and are stored when they end.
+
+Worker processes and Ray also take ``Task``s (``execute_tasks``): runs that train as one cohort
+in one worker and may ask the driver questions as they train, each answered here at once. A
+tuning sweep's pruner judges runs trained elsewhere so (``tuning``): the questions are its
+trial's reports and "should it stop?", and the driver alone asks its study.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import queue
+import signal
 import socket
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -211,14 +221,52 @@ def _continuing(store: Store, stopped: tuple[int, bool] | None) -> Run | None:
 
 _WORKER_DATA: dict[str | None, DataCache] = {}
 
+# How long the driver waits for a task to finish before it looks again for questions to answer.
+_QUESTION_POLL_SECONDS = 0.01
 
-def train_elsewhere(config: RunConfig, data_dir: str | None) -> Run:
-    """Train one config in a worker process or Ray task (each loads each dataset once)."""
+
+class Channel(ABC):
+    """A task's line to the driver, from the worker it trains in."""
+
+    @abstractmethod
+    def ask(self, question: Any) -> Any:
+        """Send ``question`` to the driver and wait for its answer."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Runs that train together in one worker, as one cohort.
+
+    ``train(configs, data, ask, *args)`` trains them there and returns their runs, in order
+    (a module-level function, so that it pickles); ``ask(question)`` returns what
+    ``answer(question)`` gives in the driver. Without ``train``, each config trains alone and
+    nothing is asked.
+    """
+
+    items: Todo
+    train: Callable[..., list[Run]] | None = None
+    args: tuple[Any, ...] = ()
+    answer: Callable[[Any], Any] | None = None
+
+
+def train_elsewhere(
+    configs: list[RunConfig],
+    data_dir: str | None,
+    train_task: Callable[..., list[Run]] | None = None,
+    args: tuple[Any, ...] = (),
+    channel: Channel | None = None,
+) -> list[Run]:
+    """Train a task's configs in a worker process or Ray task (each loads each dataset once)."""
     data_for = _WORKER_DATA.setdefault(data_dir, DataCache(data_dir))
-    return train(config, data=data_for(config))
+    data = data_for(configs[0])
+    if train_task is None:
+        return [train(config, data=data) for config in configs]
+    if channel is None:
+        raise ValueError("a task that trains itself needs a channel to the driver")
+    return train_task(configs, data, channel.ask, *args)
 
 
-class _Returning(AbstractExecutor):
+class Returning(AbstractExecutor):
     """Runs that train in other processes and come back whole, to be stored here."""
 
     data_dir: str | None
@@ -228,28 +276,58 @@ class _Returning(AbstractExecutor):
     def session(self) -> Iterator[None]: ...
 
     @abstractmethod
-    def submit(self, config: RunConfig) -> Any: ...
+    def submit(self, task: Task, key: int) -> Any:
+        """Start ``task``; its questions, if it asks any, come back under ``key``."""
 
     @abstractmethod
-    def finished(self, pending: list[Any]) -> list[Any]:
-        """Wait until at least one of ``pending`` has finished; return those that have."""
+    def questions(self) -> list[tuple[int, Any]]:
+        """The (key, question) pairs asked since the last call, without waiting."""
 
     @abstractmethod
-    def result(self, handle: Any) -> Run: ...
+    def reply(self, key: int, answer: Any) -> None: ...
+
+    @abstractmethod
+    def finished(self, pending: list[Any], timeout: float | None) -> list[Any]:
+        """Wait until at least one of ``pending`` has finished, or ``timeout`` seconds have
+        passed; return those that have."""
+
+    @abstractmethod
+    def result(self, handle: Any) -> list[Run]: ...
 
     @abstractmethod
     def cancel(self, pending: list[Any]) -> None: ...
 
     def execute(self, todo: Todo, store: Store, report: SweepReport, hooks: Hooks) -> None:
+        self.execute_tasks([Task([item]) for item in todo], store, report, hooks)
+
+    def execute_tasks(
+        self, tasks: list[Task], store: Store, report: SweepReport, hooks: Hooks
+    ) -> None:
+        """Train every task whose runs this process can claim, answering their questions as
+        they come and storing each run when its task comes back."""
         with self.session():
-            pending: dict[Any, int] = {}
-            for position, config in claimed(todo, store, report, hooks):
-                hooks.start(position, config)
-                pending[self.submit(config)] = position
+            pending: dict[Any, Task] = {}
+            answers: dict[int, Callable[[Any], Any]] = {}
+            for key, task in enumerate(tasks):
+                items = claimed(task.items, store, report, hooks)
+                if not items:
+                    continue
+                for position, config in items:
+                    hooks.start(position, config)
+                if task.answer is not None:
+                    answers[key] = task.answer
+                submitted = dataclasses.replace(task, items=items)
+                pending[self.submit(submitted, key)] = submitted
             try:
                 while pending:
-                    for handle in self.finished(list(pending)):
-                        self._store(self.result(handle), pending.pop(handle), store, report, hooks)
+                    for key, question in self.questions() if answers else ():
+                        self.reply(key, answers[key](question))
+                    wait = _QUESTION_POLL_SECONDS if answers else None
+                    for handle in self.finished(list(pending), wait):
+                        task = pending.pop(handle)
+                        runs = self.result(handle)
+                        for (position, _), run in zip(task.items, runs, strict=True):
+                            self._store(run, position, store, report, hooks)
             except KeyboardInterrupt:
                 self.cancel(list(pending))
                 raise
@@ -267,12 +345,63 @@ class _Returning(AbstractExecutor):
 
 
 @dataclass
-class WorkerProcesses(_Returning):
+class _WorkerQueues:
+    """A worker process's line to the driver: questions on the queue every worker shares,
+    answers on the worker's own (it trains one task at a time)."""
+
+    asked: Any
+    answers: Any
+    slot: int
+
+
+_QUEUES: _WorkerQueues | None = None  # this worker process's, set as it starts
+
+
+def _start_worker(asked: Any, answers: list[Any], slots: Any) -> None:
+    global _QUEUES
+    slot = slots.get()
+    _QUEUES = _WorkerQueues(asked, answers[slot], slot)
+    # A Ctrl-C reaches a terminal's whole process group; the driver alone answers it (cancel),
+    # so that a worker prints no traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_the_driver, daemon=True, name="driver-watch").start()
+
+
+def _exit_with_the_driver() -> None:
+    """End this worker as soon as its driver ends: a driver killed outright (SIGKILL, SIGTERM)
+    leaves no one to store what the worker trains, and a pool's idle worker would otherwise
+    wait for work for good."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+
+@dataclass(frozen=True)
+class _ProcessChannel(Channel):
+    key: int
+
+    def ask(self, question: Any) -> Any:
+        if _QUEUES is None:
+            raise RuntimeError("not in a sweep's worker process")
+        _QUEUES.asked.put((_QUEUES.slot, self.key, question))
+        return _QUEUES.answers.get()  # a driver that ends ends this process too
+
+
+@dataclass
+class WorkerProcesses(Returning):
     """Train in ``workers`` local processes (started with spawn: a forked JAX is not safe)."""
 
     data_dir: str | None
     workers: int
     pool: Any = None
+    asked: Any = None
+    answers: list[Any] = field(default_factory=list)
+    slot_of: dict[int, int] = field(default_factory=dict)  # task key -> the worker it asks from
+    others: set[int | None] = field(default_factory=set)  # children not of this pool
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -280,23 +409,62 @@ class WorkerProcesses(_Returning):
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as self.pool:
+        self.asked = context.Queue()
+        self.answers = [context.Queue() for _ in range(self.workers)]
+        slots = context.Queue()
+        for slot in range(self.workers):
+            slots.put(slot)
+        self.others = {child.pid for child in multiprocessing.active_children()}
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.asked, self.answers, slots),
+        ) as self.pool:
             yield
 
-    def submit(self, config: RunConfig) -> Any:
-        return self.pool.submit(train_elsewhere, config, self.data_dir)
+    def submit(self, task: Task, key: int) -> Any:
+        channel = None if task.answer is None else _ProcessChannel(key)
+        configs = [config for _, config in task.items]
+        return self.pool.submit(
+            train_elsewhere, configs, self.data_dir, task.train, task.args, channel
+        )
 
-    def finished(self, pending: list[Any]) -> list[Any]:
+    def questions(self) -> list[tuple[int, Any]]:
+        asked: list[tuple[int, Any]] = []
+        while True:
+            try:
+                slot, key, question = self.asked.get_nowait()
+            except queue.Empty:
+                return asked
+            self.slot_of[key] = slot
+            asked.append((key, question))
+
+    def reply(self, key: int, answer: Any) -> None:
+        self.answers[self.slot_of[key]].put(answer)
+
+    def finished(self, pending: list[Any], timeout: float | None) -> list[Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         return list(done)
 
-    def result(self, handle: Any) -> Run:
-        return handle.result()
+    def result(self, handle: Any) -> list[Run]:
+        return list(handle.result())
 
     def cancel(self, pending: list[Any]) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        import multiprocessing
+
+        # A run comes back whole or not at all, so those in flight are lost either way: stop
+        # them now rather than wait for them (the pool would, at exit) or leave them waiting
+        # for answers. The pool, broken so, fails what is queued and shuts down before this
+        # process begins to exit (a pool still shutting down then may write to closed pipes).
+        workers = [c for c in multiprocessing.active_children() if c.pid not in self.others]
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout=5)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_ray_head(address: str, *, timeout: float = 3.0) -> None:
@@ -318,14 +486,50 @@ def check_ray_head(address: str, *, timeout: float = 3.0) -> None:
         ) from None
 
 
+class RayExchange:
+    """A Ray actor through which tasks ask the driver questions and wait for its answers: a
+    task's ``ask`` awaits, so the actor serves every task at once."""
+
+    def __init__(self) -> None:
+        self._asked: list[tuple[int, Any]] = []
+        self._answers: dict[int, Any] = {}
+
+    async def ask(self, key: int, question: Any) -> Any:
+        import asyncio
+
+        answer = asyncio.get_running_loop().create_future()
+        self._answers[key] = answer
+        self._asked.append((key, question))
+        return await answer
+
+    async def questions(self) -> list[tuple[int, Any]]:
+        asked, self._asked = self._asked, []
+        return asked
+
+    async def reply(self, key: int, answer: Any) -> None:
+        self._answers.pop(key).set_result(answer)
+
+
 @dataclass
-class RayCluster(_Returning):
-    """Each run is a Ray task; every node needs costhill installed and the data where
+class _RayChannel(Channel):
+    exchange: Any  # a RayExchange actor's handle
+    key: int
+
+    def ask(self, question: Any) -> Any:
+        import ray
+
+        return ray.get(self.exchange.ask.remote(self.key, question))
+
+
+@dataclass
+class RayCluster(Returning):
+    """Each task is a Ray task; every node needs costhill installed and the data where
     ``data_dir`` (or costhill's usual search) finds it on that node."""
 
     data_dir: str | None
     address: str
     task: Any = None
+    exchange: Any = None
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -336,21 +540,41 @@ class RayCluster(_Returning):
             self.task = ray.remote(num_cpus=1)(train_elsewhere)
             yield
         finally:
+            self.exchange = None
             ray.shutdown()
 
-    def submit(self, config: RunConfig) -> Any:
-        return self.task.remote(config, self.data_dir)
+    def submit(self, task: Task, key: int) -> Any:
+        channel = None
+        if task.answer is not None:
+            if self.exchange is None:
+                import ray
 
-    def finished(self, pending: list[Any]) -> list[Any]:
+                # No CPU of its own: it only waits, and must not take a slot a run could use.
+                self.exchange = ray.remote(num_cpus=0)(RayExchange).remote()
+            channel = _RayChannel(self.exchange, key)
+        configs = [config for _, config in task.items]
+        return self.task.remote(configs, self.data_dir, task.train, task.args, channel)
+
+    def questions(self) -> list[tuple[int, Any]]:
         import ray
 
-        done, _ = ray.wait(pending, num_returns=1)
+        return [] if self.exchange is None else list(ray.get(self.exchange.questions.remote()))
+
+    def reply(self, key: int, answer: Any) -> None:
+        import ray
+
+        ray.get(self.exchange.reply.remote(key, answer))
+
+    def finished(self, pending: list[Any], timeout: float | None) -> list[Any]:
+        import ray
+
+        done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
         return list(done)
 
-    def result(self, handle: Any) -> Run:
+    def result(self, handle: Any) -> list[Run]:
         import ray
 
-        return ray.get(handle)
+        return list(ray.get(handle))
 
     def cancel(self, pending: list[Any]) -> None:
         import ray

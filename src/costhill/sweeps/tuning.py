@@ -10,8 +10,12 @@ judged together: after each epoch the trial reports the mean validation accuracy
 the pruner decides on that, and the trial's value is the mean of their best validation
 accuracies, so one lucky seed does not win. Test accuracy is never shown to the sampler.
 ``batch`` trials are asked at a time; here their runs train as one cohort and are judged
-together (``_Judge``). A study's first ``startup`` trials are a Latin hypercube over its space
-(``latin_hypercube``), queued in the study when it is made.
+together (``_Judge``). With ``--workers`` or ``--ray`` each trial's runs train as one cohort in a
+worker, which sends the driver its reports and asks it after each epoch whether to stop
+(``_train_judged``): trials are then judged as each reaches a rung, against the trials that
+reached it before, as asynchronous successive halving (ASHA) is defined. A study's first
+``startup`` trials are a Latin hypercube over its space (``latin_hypercube``), queued in the
+study when it is made.
 
 Optuna is driven by ask and tell from this process alone, which also alone writes the store; the
 study is kept in Optuna's journal file beside the store (``runs.db.optuna.journal``, written by
@@ -23,6 +27,7 @@ before any new one is asked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -30,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..config import RunConfig
+from ..data import Dataset
 from ..records import EpochRecord, Run
 from ..store import Store
-from .executors import AbstractExecutor, Hooks, InProcess, SweepReport
+from .executors import AbstractExecutor, Hooks, InProcess, Returning, SweepReport, Task, Todo
 from .plans import Plan, Search
 
 JOURNAL_SUFFIX = ".optuna.journal"
@@ -201,15 +207,16 @@ class _Judge:
     the reduction factor is halved as synchronous successive halving would halve it, and the
     first trial of a study no longer runs its course for want of a rival."""
 
-    def __init__(self, trials: list[Any], hashes: list[list[str]]) -> None:
+    def __init__(
+        self, trials: list[Any], hashes: list[list[str]], reported: list[set[int]] | None = None
+    ) -> None:
         self.trials = trials
         self.trial_of = {h: t for t, trial_hashes in enumerate(hashes) for h in trial_hashes}
         self.started: set[str] = set()
         self.runs: dict[str, Run] = {}
         self.values: dict[int, dict[str, float]] = {}  # epoch -> config hash -> val accuracy
-        self.reported = [
-            set(trial.storage.get_trial(trial._trial_id).intermediate_values) for trial in trials
-        ]
+        # The epochs each trial has reported already (a resumed trial's), not reported again.
+        self.reported = [_reported(trial) for trial in trials] if reported is None else reported
 
     def on_start(self, position: int, config: Any) -> None:
         self.started.add(config.config_hash())
@@ -243,6 +250,48 @@ class _Judge:
         """Whether the run of ``key`` trains ``epoch``: not stopped at an earlier one."""
         run = self.runs.get(key)
         return run is None or run.status == "running" or run.epochs[-1].epoch >= epoch
+
+
+def _reported(trial: Any) -> set[int]:
+    """The epochs an Optuna trial has reported."""
+    return set(trial.storage.get_trial(trial._trial_id).intermediate_values)
+
+
+@dataclass
+class _RemoteTrial:
+    """A trial as a worker sees it: its reports and ``should_prune`` are questions to the driver,
+    which puts them to the trial's study (``_answer``)."""
+
+    ask: Callable[[Any], Any]
+
+    def report(self, value: float, step: int) -> None:
+        self.ask(("report", value, step))
+
+    def should_prune(self) -> bool:
+        return bool(self.ask(("should_prune",)))
+
+
+def _answer(trial: Any, question: tuple[Any, ...]) -> Any:
+    """In the driver: what a worker's ``_RemoteTrial`` asked of ``trial``."""
+    if question[0] == "report":
+        trial.report(question[1], question[2])
+        return None
+    return trial.should_prune()
+
+
+def _train_judged(
+    configs: list[RunConfig], data: Dataset, ask: Callable[[Any], Any], reported: set[int]
+) -> list[Run]:
+    """In a worker: one trial's runs (its seeds) as one cohort, judged after each epoch by the
+    driver's study through ``ask``; the runs of a trial it stops end ``pruned`` at that epoch."""
+    from ..engine import train, train_cohort
+
+    hashes = [config.config_hash() for config in configs]
+    judge = _Judge([_RemoteTrial(ask)], [hashes], [set(reported)])
+    judge.started.update(hashes)
+    if len(configs) > 1:
+        return train_cohort(configs, data=data, on_epoch=judge.on_epoch)
+    return [train(configs[0], data=data, on_epoch=judge.on_epoch)]
 
 
 def _chain(*callbacks: Callable[..., None] | None) -> Callable[..., None]:
@@ -279,15 +328,11 @@ def tune(
     """Ask, train and tell each study's trials until it holds ``trials`` of them.
 
     ``batch`` trials are asked at a time. In this process (``InProcess``) their runs train as
-    one cohort and are judged together after every epoch (``_Judge``); elsewhere (worker
-    processes, Ray) their runs come back whole, and nothing is pruned.
+    one cohort and are judged together after every epoch (``_Judge``). Elsewhere (worker
+    processes, Ray), each trial's runs train as one cohort in a worker and are judged as they
+    reach each epoch (``_train_judged``); without a pruner, every run is a task of its own.
     """
     judged = isinstance(executor, InProcess)
-    if plan.search.prune != "none" and not judged:
-        raise ConfigError(
-            f"{plan.source}: prune: {plan.search.prune} judges runs epoch by epoch as they "
-            "train here; runs trained by --workers or --ray come back whole (use prune = 'none')"
-        )
     journal = open_journal(store)
     try:
         for index, (name, search) in enumerate(studies(plan)):
@@ -345,24 +390,31 @@ def _asked(study: Any) -> int:
 def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     search = sweep.search
     seeds = len(search.seeds)
-    todo = []
-    every = []
+    each: list[Todo] = []  # each trial's runs, one a seed
     for trial in trials:
         configs = search.configs_for(suggest(trial, search))
         hashes = [c.config_hash() for c in configs]
         trial.set_user_attr("config_hashes", hashes)
         start = sweep.first + trial.number * seeds
         sweep.store.add_to_sweep(sweep.name, hashes, start=start)
-        todo += [(start + i, c) for i, c in enumerate(configs)]
-        every.append(hashes)
+        each.append([(start + i, c) for i, c in enumerate(configs)])
     hooks = sweep.hooks
+    todo = [item for items in each for item in items]
     if sweep.judged:  # the batch's runs train as one cohort where the engine allows
-        judge = _Judge(trials, every)
+        judge = _Judge(trials, [[c.config_hash() for _, c in items] for items in each])
         hooks = Hooks(
             _chain(judge.on_start, hooks.on_run_start),
             _chain(judge.on_epoch, hooks.on_epoch),
             hooks.on_run_end,
         )
+    elif search.prune != "none":  # trained elsewhere: each trial a task, judged as it trains
+        assert isinstance(sweep.executor, Returning)
+        tasks = [
+            Task(items, _train_judged, (_reported(trial),), functools.partial(_answer, trial))
+            for items, trial in zip(each, trials, strict=True)
+        ]
+        sweep.executor.execute_tasks(tasks, sweep.store, sweep.report, hooks)
+        return
     sweep.executor.execute(todo, sweep.store, sweep.report, hooks)
 
 
