@@ -9,9 +9,16 @@
    mean best-validation accuracy of an arm that ran its course, and the epochs of training each
    plan spent (every run's epochs, pruned ones included).
 
+3. Judging where the runs train: the tuned plan on the shipped sample, its trials pruned in this
+   process (each batch of four trained as one cohort and judged together at a rung) and with
+   two worker processes (each trial a task, judged as it reaches a rung, against the trials that
+   reached it before: asynchronous successive halving), in one command: the epochs each spent,
+   the trials pruned, its wall time, and each optimizer's best.
+
     python -m bench.tuning overhead     # twice: compiling every trial, then from the cache
     costhill sweep optimizers --store grid.db && costhill sweep optimizers-tuned --store tpe.db
     python -m bench.tuning compare grid.db tpe.db
+    python -m bench.tuning judging      # in this process, then with --workers 2
 """
 
 from __future__ import annotations
@@ -122,6 +129,31 @@ def compare_plans(grid_store: str, tuned_store: str) -> None:
     )
 
 
+def judging(workers: int = 2) -> None:
+    from costhill.store import Store
+    from costhill.sweeps import load_plan, run_plan
+
+    overrides = {"dataset": "fashion-mnist-sample", "validation": 300}
+    plan = load_plan("optimizers-tuned", overrides=overrides)
+    found = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for label, processes in (("in this process", 1), (f"--workers {workers}", workers)):
+            path = str(Path(folder) / f"{processes}.db")
+            with Store(path) as store:
+                report = run_plan(plan, store, workers=processes)
+            best, epochs, runs = best_per_optimizer(path, plan.name)
+            found[label] = best
+            print(
+                f"{label}: {epochs:,} epochs of training ({runs} runs, {report.pruned} pruned) "
+                f"in {report.wall_seconds:.1f} s"
+            )
+    labels = list(found)
+    print(f"\n| optimizer | {' | '.join(labels)} |\n|---|" + "---:|" * len(labels))
+    for name in found[labels[0]]:
+        shown = [f"{found[label].get(name, float('nan')):.4f}" for label in labels]
+        print(f"| {name} | {' | '.join(shown)} |")
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["overhead"]:
         # Each trial's new learning rate is a new compilation, as in any tuning sweep: a fresh
@@ -135,6 +167,9 @@ def main(argv: list[str]) -> None:
                 f"{result['optuna_calls']} calls into Optuna: {100 * result['share']:.2f}% "
                 "of the sweep's wall time"
             )
+        return
+    if argv[:1] == ["judging"]:
+        judging()
         return
     if argv[:1] == ["compare"] and len(argv) == 3:
         compare_plans(argv[1], argv[2])
