@@ -64,25 +64,13 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_go_on(tmp_path):
     import re
     import signal
     import subprocess
-    import sys
     import time
 
     from bench.kill_loop import look
 
     plan, store = tmp_path / "ctrl-c.toml", tmp_path / "runs.db"
     plan.write_text(CTRL_C_PLAN)
-    # As a terminal starts it: a shell's background job (CI's, say) inherits SIGINT ignored, and
-    # Python then installs no KeyboardInterrupt handler, so the child puts Python's back first.
-    command = [
-        sys.executable,
-        "-c",
-        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "sys.argv = ['costhill', *sys.argv[1:]]; runpy.run_module('costhill', run_name='__main__')",
-        "sweep",
-        str(plan),
-        "--store",
-        str(store),
-    ]
+    command = _costhill_as_a_terminal_starts_it("sweep", str(plan), "--store", str(store))
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "COSTHILL_COMPILATION_CACHE": "off"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -102,6 +90,20 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_go_on(tmp_path):
     ), last
     _, seen = look(store)
     assert len(seen.finished) == 1 and sum(len(r) for r in seen.rows.values()) == 2
+
+
+def _costhill_as_a_terminal_starts_it(*args: str) -> list[str]:
+    """The command line of ``costhill ARGS`` with Python's Ctrl-C handler in place: a shell's
+    background job (CI's, say) inherits SIGINT ignored, and Python then installs none."""
+    import sys
+
+    return [
+        sys.executable,
+        "-c",
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['costhill', *sys.argv[1:]]; runpy.run_module('costhill', run_name='__main__')",
+        *args,
+    ]
 
 
 def _one_finished_one_started(store):
@@ -169,18 +171,13 @@ def test_worker_processes_end_with_their_driver(tmp_path, how):
     import signal
     import sqlite3
     import subprocess
-    import sys
     import time
 
     plan, store = tmp_path / "plan.toml", tmp_path / "runs.db"
     plan.write_text(WORKERS_PLAN)
-    command = [
-        sys.executable,
-        "-c",
-        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "sys.argv = ['costhill', *sys.argv[1:]]; runpy.run_module('costhill', run_name='__main__')",
-        *("sweep", str(plan), "--store", str(store), "--workers", "2"),
-    ]
+    command = _costhill_as_a_terminal_starts_it(
+        "sweep", str(plan), "--store", str(store), "--workers", "2"
+    )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
