@@ -391,6 +391,7 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     search = sweep.search
     seeds = len(search.seeds)
     each: list[Todo] = []  # each trial's runs, one a seed
+    every: list[list[str]] = []  # and their config hashes
     for trial in trials:
         configs = search.configs_for(suggest(trial, search))
         hashes = [c.config_hash() for c in configs]
@@ -398,16 +399,9 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
         start = sweep.first + trial.number * seeds
         sweep.store.add_to_sweep(sweep.name, hashes, start=start)
         each.append([(start + i, c) for i, c in enumerate(configs)])
+        every.append(hashes)
     hooks = sweep.hooks
-    todo = [item for items in each for item in items]
-    if sweep.judged:  # the batch's runs train as one cohort where the engine allows
-        judge = _Judge(trials, [[c.config_hash() for _, c in items] for items in each])
-        hooks = Hooks(
-            _chain(judge.on_start, hooks.on_run_start),
-            _chain(judge.on_epoch, hooks.on_epoch),
-            hooks.on_run_end,
-        )
-    elif search.prune != "none":  # trained elsewhere: each trial a task, judged as it trains
+    if not sweep.judged and search.prune != "none":  # each trial a task, judged as it trains
         assert isinstance(sweep.executor, Returning)
         tasks = [
             Task(items, _train_judged, (_reported(trial),), functools.partial(_answer, trial))
@@ -415,6 +409,14 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
         ]
         sweep.executor.execute_tasks(tasks, sweep.store, sweep.report, hooks)
         return
+    if sweep.judged:  # the batch's runs train as one cohort where the engine allows
+        judge = _Judge(trials, every)
+        hooks = Hooks(
+            _chain(judge.on_start, hooks.on_run_start),
+            _chain(judge.on_epoch, hooks.on_epoch),
+            hooks.on_run_end,
+        )
+    todo = [item for items in each for item in items]
     sweep.executor.execute(todo, sweep.store, sweep.report, hooks)
 
 
