@@ -300,6 +300,108 @@ def test_compare_tunes_on_validation_and_never_on_test(compared_store):
     assert result.profile["fraction"][-1] == 1.0
 
 
+def _curve_run(optimizer: str, lr: float, seed: int, curve: list[float], status: str) -> Run:
+    """A run whose validation accuracy after each epoch is ``curve``, stopped as ``status``."""
+    run = Run(
+        config=RunConfig(dataset="fashion-mnist-sample", optimizer=optimizer, lr=lr, seed=seed),
+        status=status,
+        regime="mini-batch",
+        batch_size=64,
+        num_train=640,
+        steps_per_epoch=10,
+        versions={"costhill": "test"},
+    )
+    for epoch, val in enumerate(curve, start=1):
+        run.epochs.append(EpochRecord(epoch, 10 * epoch, 1.0, 1.0, 0.9, 1.0, val, 1.0, val, 1, 0))
+        run.step_costs.append(np.ones(10, np.float32))
+    return run
+
+
+@pytest.fixture
+def pruned_store(store_path):
+    """A tuning sweep's arms, some pruned: by a margin the seeds agree on, or within their noise."""
+    adam = [[0.80, 0.85, 0.90], [0.70, 0.75, 0.80], [0.75, 0.80, 0.85]]  # the chosen arm's
+    arms = {
+        ("adam", 1e-3, "finished"): adam,
+        ("adam", 1e-2, "pruned"): [[0.78], [0.72], [0.74]],  # behind, ahead, behind: noise
+        ("adam", 3e-3, "pruned"): [[0.6, 0.84], [0.6, 0.74], [0.6, 0.79]],  # 0.01 at every seed
+        ("sgd", 0.1, "finished"): [[0.80, 0.9], [0.81, 0.9], [0.79, 0.9]],
+        ("sgd", 1.0, "pruned"): [[0.50], [0.52], [0.49]],  # 0.30, 0.29, 0.30 behind: clear
+        ("lion", 1e-4, "finished"): [[0.8, 0.9], [0.8, 0.9]],
+        ("lion", 1e-3, "pruned"): [[0.7]],  # one seed: no spread to judge by
+    }
+    with Store(store_path) as store:
+        hashes = []
+        for (optimizer, lr, status), curves in arms.items():
+            for seed, curve in enumerate(curves):
+                run = _curve_run(optimizer, lr, seed, curve, status)
+                store.save(run)
+                hashes.append(run.config.config_hash())
+        store.add_to_sweep("tuned", hashes)
+    return store_path
+
+
+def test_compare_sets_each_pruned_arm_against_the_chosen_one_where_it_stopped(pruned_store):
+    with Store(pruned_store) as store:
+        result = compare(store, "tuned")
+    found = {(d.group, d.pruned): d for d in result.decisions}
+    assert set(found) == {
+        ("adam", "lr=0.01 · optimizer=adam"),
+        ("adam", "lr=0.003 · optimizer=adam"),
+        ("sgd", "lr=1.0 · optimizer=sgd"),
+        ("lion", "lr=0.001 · optimizer=lion"),
+    }
+    noisy = found["adam", "lr=0.01 · optimizer=adam"]
+    # Seeds 0, 1, 2 lead by 0.02, -0.02, 0.01: mean 0.00333, standard error 0.0208 / sqrt(3).
+    assert (noisy.epoch, noisy.seeds, noisy.kept) == (1, 3, "lr=0.001 · optimizer=adam")
+    assert noisy.lead == pytest.approx(0.01 / 3)
+    assert noisy.standard_error == pytest.approx(0.012019, abs=1e-6)
+    assert noisy.within_noise is True
+    later = found["adam", "lr=0.003 · optimizer=adam"]  # judged at epoch 2, where it stopped
+    assert later.epoch == 2 and later.lead == pytest.approx(0.01)
+    assert later.standard_error == pytest.approx(0.0, abs=1e-12) and later.within_noise is False
+    clear = found["sgd", "lr=1.0 · optimizer=sgd"]
+    assert clear.lead == pytest.approx(0.89 / 3) and clear.within_noise is False
+    alone = found["lion", "lr=0.001 · optimizer=lion"]
+    assert alone.seeds == 1 and alone.standard_error is None and alone.within_noise is None
+    # adam tried three rates (pruned ones count) and chose the smallest; sgd and lion tried two.
+    assert [(e.group, e.setting, e.value, e.side, e.tried) for e in result.edges] == [
+        ("adam", "lr", 1e-3, "smallest", 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    "chosen, tried, expected",
+    [
+        ({"lr": 0.1}, [0.1, 0.2, 0.3], [("lr", "smallest")]),
+        ({"lr": 0.3}, [0.1, 0.2, 0.3], [("lr", "largest")]),
+        ({"lr": 0.2}, [0.1, 0.2, 0.3], []),
+        ({"lr": 0.3}, [0.1, 0.3], []),  # two values: every one is at an end
+        ({"lr": 0.3, "batch_size": 64}, [0.1, 0.2, 0.3], [("lr", "largest")]),  # one value
+        ({"lr": 0.3, "init": "he"}, [0.1, 0.2, 0.3], [("lr", "largest")]),  # not a number
+    ],
+)
+def test_a_chosen_arm_is_at_the_edge_of_what_its_group_tried(chosen, tried, expected):
+    from costhill.results.compare import at_the_edge
+
+    arms = [{**chosen, "optimizer": "adam", "lr": lr} for lr in tried]
+    arms += [{**chosen, "optimizer": "sgd", "lr": 10 * lr} for lr in (1, 2, 3, 4)]  # elsewhere
+    edges = at_the_edge("optimizer", [("chosen", {**chosen, "optimizer": "adam"})], arms)
+    assert [(e.setting, e.side) for e in edges] == expected
+
+
+def test_compare_cli_names_the_pruning_decisions_made_on_noise(invoke, pruned_store):
+    result = invoke("compare", "--sweep", "tuned", "--store", pruned_store)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "pruning decisions: 1 of 3 pruned arms were stopped within the seeds' noise" in text
+    assert "a later rung ([prune] min_epochs)" in text
+    assert "adam: lr=0.01 · optimizer=adam stopped at epoch 1, +0.0033 ± 0.0120" in text
+    assert "sgd: lr=1.0" not in text
+    assert "at the edge of what was tried" in text
+    assert "adam: lr=0.001 is the smallest of the 3 lr values tried" in text
+
+
 def test_compare_recomputes_time_to_a_new_target(compared_store):
     with Store(compared_store) as store:
         result = compare(store, "synthetic", target=0.84)

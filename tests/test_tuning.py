@@ -193,14 +193,19 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
         assert sum(len(row.seeds) for row in result.pruned) == len(pruned)
         chosen = {choice.chosen for choice in result.choices}
         assert not chosen & {row.label for row in result.pruned}
+        # Every pruned arm (2 seeds) is set against the arm chosen in its optimizer's group.
+        assert {d.pruned for d in result.decisions} == {row.label for row in result.pruned}
+        assert all(d.seeds == 2 and d.kept in chosen for d in result.decisions)
         assert set(importance(store, "tuned")) == {"lr", "optimizer"}
         url = f"sqlite:///{tmp_path / 'studies.db'}"
         assert export_study(store, "tuned", url) == 10
+        noisy = [bool(d.within_noise) for d in result.decisions]
         page = tmp_path / "report.html"
         write_report(store, page, sweep="tuned", with_hill=False, with_predictions=False)
         text = page.read_text()
         assert "search-parallel" in text and "importance (fANOVA)" in text
         assert f"{len(pruned) // 2} arms pruned" in text
+        assert f"pruning decisions: {sum(noisy)} of {len(pruned) // 2} pruned arms" in text
         again = run_plan(plan, store)
         assert again.trained == 0 and again.skipped == 20  # pruned runs are not trained again
     exported = optuna.load_study(study_name="tuned", storage=url)

@@ -143,6 +143,13 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
             f"{pair.a}  vs  {pair.b}: test difference {pair.mean_difference:+.4f} over "
             f"{pair.seeds} matched seeds, p = {pair.p_value:.3g} ({pair.note})"
         )
+    if result.edges:
+        from ..results.compare import edge_text
+
+        console.print(
+            "at the edge of what was tried (the best may lie beyond it: widen the range): "
+            + "; ".join(edge_text(edge) for edge in result.edges)
+        )
     profile = ", ".join(
         f"τ={t:g}: {f:.2f}"
         for t, f in zip(result.profile["tau"], result.profile["fraction"], strict=True)
@@ -157,6 +164,28 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
             + ", ".join(f"{r.label} best val {r.best_val.text()}" for r in result.pruned[:5])
             + (" …" if len(result.pruned) > 5 else "")
         )
+    _print_decisions(console, result.decisions)
+
+
+def _print_decisions(console: Any, decisions: list[Any]) -> None:
+    """How many pruned arms were stopped within the seeds' noise, and the closest calls."""
+    from ..results.compare import NOISE_RULE, decided_on_noise
+
+    judged, noisy = decided_on_noise(decisions)
+    if not judged:
+        return
+    console.print(
+        f"pruning decisions: {len(noisy)} of {judged} pruned arms were stopped within the seeds' "
+        f"noise ({NOISE_RULE})"
+        + (": a later rung (\\[prune] min_epochs) would judge them on more" if noisy else "")
+    )
+    for d in noisy[:5]:
+        console.print(
+            f"  {d.group}: {d.pruned} stopped at epoch {d.epoch}, {d.lead:+.4f} ± "
+            f"{d.standard_error:.4f} behind {d.kept} there ({d.seeds} seeds)"
+        )
+    if len(noisy) > 5:
+        console.print(f"  and {len(noisy) - 5} more (costhill compare --json lists them)")
 
 
 COMMANDS = [compare]

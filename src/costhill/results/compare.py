@@ -12,6 +12,11 @@ is chosen, and only then is its test accuracy reported. Test metrics never take 
 The chosen arms are compared pairwise on matched seeds (an exact sign-flip permutation test), and
 AlgoPerf-style performance profiles give, for each factor tau, the fraction of arms whose mean
 time to the target is within tau times the fastest arm's.
+
+In a tuning sweep, each arm its pruner stopped is set against its group's chosen arm at the
+epoch it was stopped, on matched seeds (``PruneDecision``): where the chosen arm's lead there is
+under twice its standard error, the seeds could not tell the two apart, and the pruner chose on
+noise. A rung that early is then too early for that group (a later ``[prune] min_epochs``).
 """
 
 from __future__ import annotations
@@ -92,6 +97,52 @@ class Paired:
 
 
 @dataclass
+class PruneDecision:
+    """A pruned arm against its group's chosen arm at the epoch the pruner stopped it."""
+
+    group: str
+    pruned: str
+    kept: str
+    epoch: int
+    seeds: int  # matched seeds with a validation accuracy at that epoch in both arms
+    lead: float  # mean over those seeds of the chosen arm's validation accuracy minus the other's
+    standard_error: float | None  # of ``lead``; None with one matched seed
+    within_noise: bool | None  # lead under twice its standard error; None: one seed cannot say
+
+
+@dataclass
+class AtTheEdge:
+    """A group's chosen arm holding the largest or smallest value of a setting that its group
+    tried: the best value may lie beyond what was tried."""
+
+    group: str
+    chosen: str
+    setting: str
+    value: float
+    side: str  # "largest" or "smallest"
+    tried: int  # distinct values of the setting among the group's arms, pruned ones too
+
+
+def edge_text(edge: AtTheEdge) -> str:
+    """One chosen arm at the edge, in words: ``adam: lr=0.01 is the largest of 5 lr values``."""
+    return (
+        f"{edge.group}: {edge.setting}={edge.value:g} is the {edge.side} of the {edge.tried} "
+        f"{edge.setting} values tried"
+    )
+
+
+# What ``PruneDecision.within_noise`` means, in the words the CLI and the report show.
+NOISE_RULE = "the chosen arm's lead at that epoch under twice its standard error over matched seeds"
+
+
+def decided_on_noise(decisions: list[PruneDecision]) -> tuple[int, list[PruneDecision]]:
+    """How many of ``decisions`` the seeds could judge (two or more matched), and those of them
+    made within the seeds' noise, the smallest lead first."""
+    judged = [d for d in decisions if d.within_noise is not None]
+    return len(judged), sorted((d for d in judged if d.within_noise), key=lambda d: d.lead)
+
+
+@dataclass
 class Comparison:
     sweep: str
     target: float | None
@@ -104,6 +155,8 @@ class Comparison:
     profile: dict[str, list[float]]
     # Arms a tuning sweep's pruner stopped early: shown apart, never chosen.
     pruned: list[ArmRow] = field(default_factory=list)
+    decisions: list[PruneDecision] = field(default_factory=list)
+    edges: list[AtTheEdge] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,6 +277,10 @@ def compare(
         stopped.setdefault(arm_key(run["config"]), []).append(run)
     pruned = [_arm_row(members, varying, None, None) for members in stopped.values()]
     choices, chosen_rows = _tune(rows, by)
+    members_of = {row.label: members for row, members in zip(rows, groups.values(), strict=True)}
+    decisions = _decisions(
+        store, by, [(row, members_of[row.label]) for row in chosen_rows], pruned, stopped
+    )
     paired = _paired(chosen_rows)
     return Comparison(
         sweep=sweep,
@@ -236,6 +293,93 @@ def compare(
         paired=paired,
         profile=_profile(rows),
         pruned=pruned,
+        decisions=decisions,
+        edges=at_the_edge(
+            by, [(row.label, row.arm) for row in chosen_rows], [row.arm for row in rows + pruned]
+        ),
+    )
+
+
+def at_the_edge(
+    by: str, chosen: list[tuple[str, dict[str, Any]]], tried: list[dict[str, Any]]
+) -> list[AtTheEdge]:
+    """Each chosen arm's (label, settings) numeric settings at the end of the values its group
+    (``by``) ``tried``, where it tried at least three: with fewer, every value is at an end.
+
+    Examples:
+      >>> tried = [{"optimizer": "adam", "lr": lr, "init": "he"} for lr in (1e-4, 1e-3, 1e-2)]
+      >>> [(e.setting, e.value, e.side) for e in at_the_edge("optimizer", [("c", tried[2])], tried)]
+      [('lr', 0.01, 'largest')]
+      >>> at_the_edge("optimizer", [("c", tried[1])], tried)  # in the middle
+      []
+    """
+    found = []
+    for label, settings in chosen:
+        group = settings.get(by, "all")
+        peers = [arm for arm in tried if arm.get(by, "all") == group]
+        for setting, value in settings.items():
+            if setting == by or not _is_number(value):
+                continue
+            values = {arm[setting] for arm in peers if _is_number(arm.get(setting))}
+            if len(values) < 3 or min(values) < value < max(values):
+                continue
+            side = "largest" if value == max(values) else "smallest"
+            found.append(AtTheEdge(str(group), label, setting, value, side, len(values)))
+    return found
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _decisions(
+    store: Store,
+    by: str,
+    chosen: list[tuple[ArmRow, list[dict]]],
+    pruned: list[ArmRow],
+    stopped: dict[str, list[dict]],
+) -> list[PruneDecision]:
+    """Each pruned arm (``stopped``: their runs, in the order of ``pruned``) against the chosen
+    arm of its group, where the group has one."""
+    kept = {str(row.arm.get(by, "all")): (row, members) for row, members in chosen}
+    found = []
+    for row, members in zip(pruned, stopped.values(), strict=True):
+        group = str(row.arm.get(by, "all"))
+        if group in kept and (decision := _decision(store, group, (row, members), kept[group])):
+            found.append(decision)
+    return found
+
+
+def _decision(
+    store: Store, group: str, pruned: tuple[ArmRow, list[dict]], kept: tuple[ArmRow, list[dict]]
+) -> PruneDecision | None:
+    """A pruned arm against its group's chosen arm (each with its stored runs) at the last epoch
+    every run of the pruned arm reached, on matched seeds."""
+    (row, members), (kept_row, kept_members) = pruned, kept
+    epoch = min(int(r["epochs"] or 0) for r in members)
+    side = {r["run_id"]: (0, r["seed"]) for r in members}
+    side.update({r["run_id"]: (1, r["seed"]) for r in kept_members})
+    at_epoch: tuple[dict[int, float], dict[int, float]] = ({}, {})  # seed -> val acc, per arm
+    for run_id, at, val in store.epoch_rows(list(side), ("epoch", "val_accuracy")):
+        if at == epoch and val is not None and math.isfinite(val):
+            arm, seed = side[run_id]
+            at_epoch[arm][seed] = float(val)
+    stopped, going = at_epoch
+    seeds = sorted(set(stopped) & set(going))
+    if not seeds:
+        return None
+    differences = [going[s] - stopped[s] for s in seeds]
+    lead = statistics.fmean(differences)
+    error = statistics.stdev(differences) / math.sqrt(len(seeds)) if len(seeds) > 1 else None
+    return PruneDecision(
+        group=group,
+        pruned=row.label,
+        kept=kept_row.label,
+        epoch=epoch,
+        seeds=len(seeds),
+        lead=lead,
+        standard_error=error,
+        within_noise=None if error is None else lead < 2 * error,
     )
 
 

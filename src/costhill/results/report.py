@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, StoreError
 from ..records import Run
 from ..store import Store
+from .compare import NOISE_RULE, AtTheEdge, PruneDecision, decided_on_noise, edge_text
 
 PER_RUN_LIMIT = 30  # curves drawn one per run up to this many runs; aggregated past it
 HILL_RUN_LIMIT = 8  # runs with snapshots put on the report's hill
@@ -200,7 +201,38 @@ def _compare_section(store: Store, sweep: str) -> str:
     )
     return (
         table + f"<p class='note'>tuned within each {html.escape(result.by)} on validation; "
-        "test is reported, never used to choose</p>" + tuned
+        "test is reported, never used to choose</p>"
+        + tuned
+        + _edges_note(result.edges)
+        + _decisions_note(result.decisions)
+    )
+
+
+def _edges_note(edges: list[AtTheEdge]) -> str:
+    if not edges:
+        return ""
+    said = "; ".join(html.escape(edge_text(edge)) for edge in edges)
+    return f"<p class='note'>at the edge of what was tried (the best may lie beyond it): {said}</p>"
+
+
+def _decisions_note(decisions: list[PruneDecision]) -> str:
+    """The pruned arms stopped within the seeds' noise, against the arm chosen in their group."""
+    judged, noisy = decided_on_noise(decisions)
+    if not judged:
+        return ""
+    note = (
+        f"<p class='note'>pruning decisions: {len(noisy)} of {judged} pruned arms were stopped "
+        f"within the seeds' noise ({html.escape(NOISE_RULE)})</p>"
+    )
+    if not noisy:
+        return note
+    return note + _table(
+        ["group", "pruned arm", "at epoch", "chosen arm", "its lead there", "seeds"],
+        [
+            [d.group, d.pruned, d.epoch, d.kept, f"{d.lead:+.4f} ± {d.standard_error:.4f}", d.seeds]
+            for d in noisy[:MAX_TABLE_ROWS]
+        ],
+        left=4,
     )
 
 
