@@ -19,6 +19,12 @@
     costhill sweep optimizers --store grid.db && costhill sweep optimizers-tuned --store tpe.db
     python -m bench.tuning compare grid.db tpe.db
     python -m bench.tuning judging      # in this process, then with --workers 2
+    python -m bench.tuning seeds grid.db 5  # the tuned twin again with sampler seeds 0 to 4
+
+4. Where the draws land: the tuned twin on the full data once per sampler seed (``[search]
+   seed``, which places the Latin hypercube's draws), each into a store of its own, against the
+   grid's store: per optimizer, each seed's difference from the grid's best and how many seeds
+   come within 0.3 points of it, and each seed's share of the grid's epochs.
 """
 
 from __future__ import annotations
@@ -154,6 +160,49 @@ def judging(workers: int = 2) -> None:
         print(f"| {name} | {' | '.join(shown)} |")
 
 
+def with_sampler_seed(text: str, seed: int) -> str:
+    """A plan's text with its ``[search]`` table given ``seed``."""
+    head, found, tail = text.partition("[search]\n")
+    if not found:
+        raise ValueError("the plan has no [search] table")
+    return f"{head}[search]\nseed = {seed}\n{tail}"
+
+
+def sampler_seeds(grid_store: str, seeds: int, *, bar: float = 0.003) -> None:
+    from importlib.resources import files
+
+    from costhill.store import Store
+    from costhill.sweeps import parse_plan, run_plan
+
+    grid, grid_epochs, _ = best_per_optimizer(grid_store, "optimizers")
+    text = files("costhill").joinpath("plans/optimizers-tuned.toml").read_text()
+    found: list[dict[str, float]] = []
+    shares: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in range(seeds):
+            plan = parse_plan(with_sampler_seed(text, seed), source=f"optimizers-tuned.{seed}.toml")
+            path = str(Path(folder) / f"{seed}.db")
+            with Store(path) as store:
+                run_plan(plan, store)
+            best, epochs, _ = best_per_optimizer(path, plan.name)
+            found.append(best)
+            shares.append(epochs / grid_epochs)
+            share = epochs / grid_epochs
+            print(f"sampler seed {seed}: {epochs:,} epochs, {share:.2f} of the grid's")
+    heads = " | ".join(f"seed {seed}" for seed in range(seeds))
+    print(f"\n| optimizer | grid | {heads} | within {100 * bar:.1f} points |")
+    print("|---|---:|" + "---:|" * seeds + "---:|")
+    met_everywhere = 0
+    for name, target in grid.items():
+        diffs = [best.get(name, 0.0) - target for best in found]
+        met = sum(d >= -bar for d in diffs)
+        met_everywhere += met == seeds
+        shown = " | ".join(f"{100 * d:+.2f}" for d in diffs)
+        print(f"| {name} | {target:.4f} | {shown} | {met} of {seeds} |")
+    print(f"| **share of the grid's epochs** | 1 | {' | '.join(f'{s:.2f}' for s in shares)} | |")
+    print(f"\n{met_everywhere} of {len(grid)} optimizers within the bar at every seed")
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["overhead"]:
         # Each trial's new learning rate is a new compilation, as in any tuning sweep: a fresh
@@ -164,12 +213,15 @@ def main(argv: list[str]) -> None:
             result = overhead()
             print(
                 f"{label}: {result['trials']} trials, {result['runs']} runs, "
-                f"{result['optuna_calls']} calls into Optuna: {100 * result['share']:.2f}% "
-                "of the sweep's wall time"
+                f"{result['optuna_calls']} calls into Optuna: {result['optuna_seconds']:.2f} s, "
+                f"{100 * result['share']:.2f}% of the sweep's {result['wall_seconds']:.1f} s"
             )
         return
     if argv[:1] == ["judging"]:
         judging()
+        return
+    if argv[:1] == ["seeds"] and len(argv) in (2, 3):
+        sampler_seeds(argv[1], int(argv[2]) if len(argv) == 3 else 5)
         return
     if argv[:1] == ["compare"] and len(argv) == 3:
         compare_plans(argv[1], argv[2])

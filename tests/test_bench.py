@@ -308,3 +308,23 @@ def test_the_convolution_bench_times_the_same_network_every_way():
     np.testing.assert_array_equal(one_pass, expected)
     xlas = batched_logits(cnn(convolution=native_convolution), params, images)
     np.testing.assert_allclose(xlas, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it():
+    from importlib.resources import files
+
+    from bench.tuning import with_sampler_seed
+
+    from costhill.sweeps import parse_plan
+    from costhill.sweeps.tuning import latin_hypercube, studies
+
+    text = files("costhill").joinpath("plans/optimizers-tuned.toml").read_text()
+    draws = []
+    for seed in (0, 3):
+        plan = parse_plan(with_sampler_seed(text, seed), source="twin.toml")
+        name, search = studies(plan)[0]
+        assert search.sampler["seed"] == seed and search.prune == "asha" and search.trials == 4
+        draws.append(latin_hypercube(search, 4, search.sampler["seed"]))
+    assert draws[0] != draws[1]
+    with pytest.raises(ValueError, match=r"\[search\]"):
+        with_sampler_seed('name = "plain"\n', 1)
