@@ -273,14 +273,19 @@ def compared_store(store_path):
         ("adam", 3e-3): (0.85, 0.80, 2.0),  # best on validation
         ("sgd", 0.1): (0.70, 0.70, 4.0),
     }
-    plan_hashes = []
+    runs = [
+        _synthetic_run(optimizer, lr, seed, val + 0.001 * seed, test, seconds)
+        for (optimizer, lr), (val, test, seconds) in arms.items()
+        for seed in range(4)
+    ]
+    return _saved_as_sweep(store_path, "synthetic", runs)
+
+
+def _saved_as_sweep(store_path: Path, sweep: str, runs: list[Run]) -> Path:
     with Store(store_path) as store:
-        for (optimizer, lr), (val, test, seconds) in arms.items():
-            for seed in range(4):
-                run = _synthetic_run(optimizer, lr, seed, val + 0.001 * seed, test, seconds)
-                store.save(run)
-                plan_hashes.append(run.config.config_hash())
-        store.add_to_sweep("synthetic", plan_hashes)
+        for run in runs:
+            store.save(run)
+        store.add_to_sweep(sweep, [run.config.config_hash() for run in runs])
     return store_path
 
 
@@ -330,15 +335,12 @@ def pruned_store(store_path):
         ("lion", 1e-4, "finished"): [[0.8, 0.9], [0.8, 0.9]],
         ("lion", 1e-3, "pruned"): [[0.7]],  # one seed: no spread to judge by
     }
-    with Store(store_path) as store:
-        hashes = []
-        for (optimizer, lr, status), curves in arms.items():
-            for seed, curve in enumerate(curves):
-                run = _curve_run(optimizer, lr, seed, curve, status)
-                store.save(run)
-                hashes.append(run.config.config_hash())
-        store.add_to_sweep("tuned", hashes)
-    return store_path
+    runs = [
+        _curve_run(optimizer, lr, seed, curve, status)
+        for (optimizer, lr, status), curves in arms.items()
+        for seed, curve in enumerate(curves)
+    ]
+    return _saved_as_sweep(store_path, "tuned", runs)
 
 
 def test_compare_sets_each_pruned_arm_against_the_chosen_one_where_it_stopped(pruned_store):
