@@ -20,6 +20,7 @@
     python -m bench.tuning compare grid.db tpe.db
     python -m bench.tuning judging      # in this process, then with --workers 2
     python -m bench.tuning seeds grid.db 5  # the tuned twin again with sampler seeds 0 to 4
+    python -m bench.tuning seeds grid.db 5 bench/twin-rung2.toml  # the twin judged at epoch 2
 
 4. Where the draws land: the tuned twin on the full data once per sampler seed (``[search]
    seed``, which places the Latin hypercube's draws), each into a store of its own, against the
@@ -168,14 +169,17 @@ def with_sampler_seed(text: str, seed: int) -> str:
     return f"{head}[search]\nseed = {seed}\n{tail}"
 
 
-def sampler_seeds(grid_store: str, seeds: int, *, bar: float = 0.003) -> None:
+def sampler_seeds(
+    grid_store: str, seeds: int, plan_file: str | None = None, *, bar: float = 0.003
+) -> None:
     from importlib.resources import files
 
     from costhill.store import Store
     from costhill.sweeps import parse_plan, run_plan
 
     grid, grid_epochs, _ = best_per_optimizer(grid_store, "optimizers")
-    text = files("costhill").joinpath("plans/optimizers-tuned.toml").read_text()
+    bundled = files("costhill").joinpath("plans/optimizers-tuned.toml")
+    text = Path(plan_file).read_text() if plan_file else bundled.read_text()
     found: list[dict[str, float]] = []
     shares: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -220,8 +224,8 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["judging"]:
         judging()
         return
-    if argv[:1] == ["seeds"] and len(argv) in (2, 3):
-        sampler_seeds(argv[1], int(argv[2]) if len(argv) == 3 else 5)
+    if argv[:1] == ["seeds"] and len(argv) in (2, 3, 4):
+        sampler_seeds(argv[1], int(argv[2]) if len(argv) >= 3 else 5, *argv[3:])
         return
     if argv[:1] == ["compare"] and len(argv) == 3:
         compare_plans(argv[1], argv[2])

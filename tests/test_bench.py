@@ -319,11 +319,13 @@ def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it()
     from costhill.sweeps.tuning import latin_hypercube, studies
 
     text = files("costhill").joinpath("plans/optimizers-tuned.toml").read_text()
+    rung2 = (ROOT / "bench" / "twin-rung2.toml").read_text()
     draws = []
-    for seed in (0, 3):
-        plan = parse_plan(with_sampler_seed(text, seed), source="twin.toml")
+    for seed, plan_text, trials, rung in ((0, text, 4, 1), (3, text, 4, 1), (1, rung2, 3, 2)):
+        plan = parse_plan(with_sampler_seed(plan_text, seed), source="twin.toml")
         name, search = studies(plan)[0]
-        assert search.sampler["seed"] == seed and search.prune == "asha" and search.trials == 4
+        assert search.sampler["seed"] == seed and search.prune == "asha"
+        assert (search.trials, search.prune_options["min_epochs"]) == (trials, rung)
         draws.append(latin_hypercube(search, 4, search.sampler["seed"]))
     assert draws[0] != draws[1]
     with pytest.raises(ValueError, match=r"\[search\]"):
