@@ -91,6 +91,7 @@ def _sweep_on_ray(tmp_path: Path, plan_text: str, store: Path, port: int) -> str
     return done.stdout
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_as_ray_tasks_on_loopback(tmp_path):
     store = tmp_path / "runs.db"
     assert "4 trained" in _sweep_on_ray(tmp_path, PLAN, store, port=6391)

@@ -161,6 +161,7 @@ def _read_while_they_write(store_path: Path, processes: list, invoke) -> int:
     return reads
 
 
+@pytest.mark.slow
 def test_two_sweeps_and_a_reader_share_one_store(tmp_path, store_path, invoke):
     files = []
     for name, seeds in (("left", "[0, 1]"), ("right", "[2, 3]")):
@@ -178,6 +179,7 @@ def test_two_sweeps_and_a_reader_share_one_store(tmp_path, store_path, invoke):
     assert db.execute("SELECT COUNT(DISTINCT sweep) FROM sweep_members").fetchone()[0] == 2
 
 
+@pytest.mark.slow
 def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
     plan_file = tmp_path / "same.toml"
     plan_file.write_text(SMALL.format(name="same", budget="epochs = 2", seeds="[0, 1]"))
@@ -534,6 +536,7 @@ def test_bad_plans_from_the_cli_store_nothing(invoke, tmp_path, store_path):
         assert store.list_runs() == []
 
 
+@pytest.mark.slow
 def test_workers_give_the_numbers_of_a_sequential_sweep(tmp_path):
     plan = _plan(name="parallel", budget="epochs = 1", seeds="[0]")
     with Store(tmp_path / "seq.db") as store:
