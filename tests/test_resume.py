@@ -63,6 +63,38 @@ def test_a_resumed_run_ends_with_the_numbers_of_one_never_interrupted(sample, se
     assert [s.step for s in resumed.snapshots] == [s.step for s in whole.snapshots]
 
 
+def test_a_run_kept_with_its_hyperparameters_compiled_in_resumes_in_that_layout(sample):
+    """Runs stored before the engine carried hyperparameters in the optimizer state kept a state
+    without them, and record nothing of it: they resume as they were trained."""
+    from costhill.engine import loop
+
+    config = RunConfig(**BASE, epochs=3, optimizer="adam", lr=0.003)
+
+    def compiled_in(on_epoch=None):
+        arms = loop._Arms([config], vectorize=False, keep_state=True, injected=False)
+        return loop._train(arms, sample, None, None, on_epoch, None)[0]
+
+    whole = compiled_in()
+    seen = []
+
+    def stop(run, record, costs):
+        seen.append(run)
+        if record.epoch == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        compiled_in(stop)
+    old = seen[0]
+    old.status = "interrupted"
+    del old.versions["hyperparameters"]
+    resumed = train(config, data=sample, resume=old)
+    assert resumed.versions["hyperparameters"] == "compiled in"
+    assert _same(resumed, whole)
+    injected = _interrupted(config, sample, after=1)
+    assert injected.versions["hyperparameters"] == "in the optimizer state"
+    assert len(injected.state.optimizer_leaves) > len(old.state.optimizer_leaves)
+
+
 def test_the_store_keeps_one_state_a_run_and_drops_it_when_the_run_ends(sample, store_path):
     config = RunConfig(**BASE, epochs=3, optimizer="adam")
     with Store(store_path) as store:

@@ -103,7 +103,32 @@ def test_derived_sizes_and_a_schedule_length_are_in_the_key():
     assert _key(noisy.replace(seed=1)) != _key(noisy)  # its noise key is closed over
 
 
-def test_a_new_program_compiles_and_a_new_seed_does_not(sample):
+def _injected_key(config: RunConfig) -> tuple[Any, ...]:
+    return epoch_key([config], num_train=50_000, batch_size=64, total_steps=7820, inject=True)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"lr": 0.1}, {"opt": {"b1": 0.8}, "lr": 0.2}, {"opt": {"b1": 0.5}}]
+)
+def test_values_carried_in_the_optimizer_state_leave_the_key_alone(changes):
+    with_b1 = RunConfig().replace(opt={"b1": 0.9})
+    base = with_b1 if "b1" in changes.get("opt", {}) else RunConfig()
+    assert _injected_key(base.replace(**changes)) == _injected_key(base)
+    assert _key(base.replace(**changes)) != _key(base)  # compiled in, each value its own
+
+
+def test_which_hyperparameters_are_set_and_those_compiled_in_stay_in_the_key():
+    base = RunConfig(optimizer="adafactor")
+    assert _injected_key(base.replace(opt={"decay_rate": 0.7})) != _injected_key(base)
+    sized = base.replace(opt={"min_dim_size_to_factor": 64})
+    assert _injected_key(sized) != _injected_key(sized.replace(opt={"min_dim_size_to_factor": 32}))
+    flagged = base.replace(opt={"multiply_by_parameter_scale": False})
+    assert _injected_key(flagged) != _injected_key(
+        flagged.replace(opt={"multiply_by_parameter_scale": True})
+    )
+
+
+def test_a_new_program_compiles_and_a_new_seed_or_learning_rate_does_not(sample):
     from costhill import train
     from costhill.engine import COMPILE_CACHE
 
@@ -111,9 +136,14 @@ def test_a_new_program_compiles_and_a_new_seed_does_not(sample):
     train(cfg, data=sample)
     before = COMPILE_CACHE.compilations["epoch"]
     train(cfg.replace(seed=9), data=sample)
-    assert COMPILE_CACHE.compilations["epoch"] == before
-    train(cfg.replace(lr=0.01), data=sample)
+    again = train(cfg.replace(lr=0.01, opt={"b2": 0.99}), data=sample)
+    assert COMPILE_CACHE.compilations["epoch"] == before + 1  # b2 set: one new program
+    assert again.versions["hyperparameters"] == "in the optimizer state"
+    train(cfg.replace(lr=0.03, opt={"b2": 0.9}), data=sample)
     assert COMPILE_CACHE.compilations["epoch"] == before + 1
+    cosine = train(cfg.replace(schedule="cosine"), data=sample)  # closes over its peak rate
+    assert COMPILE_CACHE.compilations["epoch"] == before + 2
+    assert cosine.versions["hyperparameters"] == "compiled in"
 
 
 def test_the_cli_offers_exactly_the_librarys_choices():

@@ -295,3 +295,6 @@ def test_a_cohort_over_learning_rates_and_hyperparameters_matches_runs_alone(sam
     with pytest.raises(ConfigError, match="only under a constant schedule"):
         cosine = base.replace(schedule="cosine")
         train_cohort([cosine, cosine.replace(lr=0.1)])
+    with pytest.raises(ConfigError, match="flags and integers are compiled into the program"):
+        sized = base.replace(optimizer="adafactor", opt={"min_dim_size_to_factor": 64})
+        train_cohort([sized, sized.replace(opt={"min_dim_size_to_factor": 32})])

@@ -178,11 +178,20 @@ def test_a_batch_of_trials_trains_as_one_cohort_and_only_its_best_trial_runs_its
 
 
 def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_path, tmp_path):
+    from costhill.engine import COMPILE_CACHE
+
     plan = _plan(trials=5)
+    compiled_before = COMPILE_CACHE.compilations["epoch"]
     with Store(store_path) as store:
         report = run_plan(plan, store)
         runs = store.list_runs()
         assert len(runs) == len(plan) == 2 * 5 * 2 and report.trained == 20
+        # Each trial draws a new learning rate, a value of the optimizer state: the study
+        # compiles its epoch once an optimizer, not once a trial.
+        assert len({r["lr"] for r in runs}) == 10
+        assert COMPILE_CACHE.compilations["epoch"] - compiled_before <= 2
+        kept = store.load(runs[0]["run_id"], with_params=False)
+        assert kept.versions["hyperparameters"] == "in the optimizer state"
         pruned = [r for r in runs if r["status"] == "pruned"]
         finished = [r for r in runs if r["status"] == "finished"]
         assert pruned and finished and report.pruned == len(pruned)

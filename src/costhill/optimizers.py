@@ -77,6 +77,12 @@ def hyperparameters(name: str) -> dict[str, Scalar]:
     return found
 
 
+def is_static(value: Any) -> bool:
+    """Whether a hyperparameter's value is compiled into the program even when the numeric ones
+    are carried in the optimizer state (``make_optimizer(..., inject=True)``)."""
+    return value is None or isinstance(value, bool | int)
+
+
 def _entry(name: str) -> OptimizerEntry:
     return lookup(OPTIMIZERS, name, what="optimizer")
 
@@ -180,13 +186,11 @@ def make_optimizer(
     )
     factory = entry.factory
     if inject:
-        # The learning rate and numeric hyperparameters become leaves of the optimizer state, so
-        # a vmap over states can give every arm of a cohort its own values.
-        static = tuple(
-            k
-            for k, v in {**hyperparameters(name), **kwargs}.items()
-            if isinstance(v, bool) or v is None
-        )
+        # The learning rate and float hyperparameters become leaves of the optimizer state, so
+        # one compiled epoch serves every value of them and a vmap over states can give every
+        # arm of a cohort its own. Flags, Nones and integers (adafactor's are sizes that shape
+        # its state) stay arguments of the program.
+        static = tuple(k for k, v in {**hyperparameters(name), **kwargs}.items() if is_static(v))
         factory = optax.inject_hyperparams(entry.factory, static_args=static)
     try:
         return factory(learning_rate=learning_rate, **kwargs)

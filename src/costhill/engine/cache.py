@@ -13,6 +13,20 @@ added to ``RunConfig`` later is in the key until someone argues it out.
     True
     >>> a == epoch_key([RunConfig(lr=0.1)], num_train=50_000, batch_size=64, total_steps=7820)
     False
+
+Where the learning rate and float hyperparameters are carried in the optimizer state
+(``inject``: what the engine does under a constant schedule), their values are arguments of the
+epoch too, so one compiled epoch serves a whole study of them; only which hyperparameters are
+set, and the values compiled in (flags, integers), stay in the key:
+
+    >>> b = epoch_key([RunConfig()], num_train=50_000, batch_size=64, total_steps=7820, inject=True)
+    >>> other = RunConfig().replace(lr=0.1, opt={"b1": 0.8})
+    >>> c = epoch_key([other], num_train=50_000, batch_size=64, total_steps=7820, inject=True)
+    >>> c == epoch_key([other.replace(lr=0.2, opt={"b1": 0.7})], num_train=50_000, batch_size=64,
+    ...                total_steps=7820, inject=True)
+    True
+    >>> b == c  # b1 set: another program
+    False
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import FIELDS, RunConfig
+from ..optimizers import is_static
 
 # Config fields that cannot change the compiled epoch, and why.
 OUTSIDE_THE_EPOCH = {
@@ -52,7 +67,9 @@ def epoch_key(
     """The key of the compiled epoch that trains ``configs`` (one, or a cohort's arms)."""
     first = configs[0]
     fields = tuple(
-        (name, getattr(first, name)) for name in sorted(FIELDS) if name not in OUTSIDE_THE_EPOCH
+        (name, _as_compiled(name, getattr(first, name), inject))
+        for name in sorted(FIELDS)
+        if name not in OUTSIDE_THE_EPOCH
     )
     return (
         fields,
@@ -61,9 +78,20 @@ def epoch_key(
         total_steps if first.schedule != "constant" else 0,
         first.seed if first.optimizer == "noisy_sgd" else 0,  # its noise key is closed over
         len(configs) if vectorize else 0,
-        tuple((c.lr, c.opt) for c in configs) if inject else (),
         segments,  # in-epoch snapshots; follows from snapshots and epochs together
     )
+
+
+def _as_compiled(name: str, value: Any, inject: bool) -> Any:
+    """What of a config field the compiled epoch depends on: all of it, but for the values that
+    ``inject`` carries in the optimizer state, of which only the names count."""
+    if not inject:
+        return value
+    if name == "lr":
+        return "in the optimizer state"
+    if name == "opt":
+        return tuple((k, v if is_static(v) else "in the optimizer state") for k, v in value)
+    return value
 
 
 def model_key(config: RunConfig) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ from ..data import Dataset, load_for
 from ..errors import ConfigError
 from ..initializers import Init, make_initializer, parse_init
 from ..models import Model, make_model
-from ..optimizers import check_hyperparameters, make_optimizer, parse_schedule
+from ..optimizers import check_hyperparameters, is_static, make_optimizer, parse_schedule
 from ..records import (
     EpochCallback,
     EpochRecord,
@@ -57,6 +57,19 @@ from .steps import epoch_order, make_epoch, make_evaluate, snapshot_plan
 # (a schedule closes over its peak learning rate).
 COHORT_FIELDS = ("seed", "init", "bias_init", "lr", "opt")
 HYPERPARAMETER_FIELDS = ("lr", "opt")
+
+
+def hyperparameters_in_state(config: RunConfig) -> bool:
+    """Whether the engine carries ``config``'s learning rate and float hyperparameters in the
+    optimizer state (``optax.inject_hyperparams``) rather than compiling them in as constants.
+
+    It does under a constant schedule, so that one compiled epoch trains every learning rate of
+    a sweep or a tuning study (a new rate costs no compilation) and a cohort's arms each hold their
+    own. A schedule closes over its peak rate, and noisy_sgd over its seed's key, so those runs
+    compile their values in. Each run records which (``versions["hyperparameters"]``), since its
+    kept optimizer state has that layout.
+    """
+    return config.schedule == "constant" and config.optimizer != "noisy_sgd"
 
 
 def check(config: RunConfig, *, custom_optimizer: bool = False) -> tuple[Model, Init, Init]:
@@ -89,6 +102,7 @@ def cohort_signature(config: RunConfig) -> str:
     free = COHORT_FIELDS if config.schedule == "constant" else ("seed", "init", "bias_init")
     rest = {k: v for k, v in values.items() if k not in free}
     rest["opt keys"] = sorted(values["opt"])
+    rest["opt compiled in"] = {k: v for k, v in values["opt"].items() if is_static(v)}
     return json.dumps(rest, sort_keys=True)
 
 
@@ -112,6 +126,11 @@ def check_cohort(configs: Sequence[RunConfig]) -> None:
             )
         if sorted(dict(other.opt)) != sorted(dict(base.opt)):
             raise ConfigError("cohort arms must set the same optimizer hyperparameters (opt keys)")
+        if base.schedule == "constant":
+            raise ConfigError(
+                "cohort arms may differ only in float opt values; flags and integers are "
+                "compiled into the program"
+            )
         raise ConfigError(
             "cohort arms may differ in lr or opt values only under a constant "
             f"schedule, not {base.schedule!r}"
@@ -149,7 +168,8 @@ def train(
       The ``Run``; its ``status`` is ``diverged`` if a cost became NaN or infinite.
     """
     prepare_process([config])
-    arms = _Arms([config], vectorize=False, keep_state=keep_state or resume is not None)
+    injected = None if resume is None else _injected_when_kept(resume)
+    arms = _Arms([config], False, keep_state or resume is not None, injected=injected)
     return _train(arms, data, data_dir, optimizer, on_epoch, on_start, resume)[0]
 
 
@@ -162,7 +182,8 @@ def train_cohort(
     on_start: Callable[[Run], None] | None = None,
 ) -> list[Run]:
     """Train configs that differ only in seed, initializers and optimizer hyperparameter values
-    (learning rate and ``opt`` values, under a constant schedule) as one ``vmap``-ed program.
+    (learning rate and float ``opt`` values, under a constant schedule) as one ``vmap``-ed
+    program.
 
     Each arm keeps its own parameters, optimizer state (holding its hyperparameters) and data order
     (the order of its seed, so arms that share a seed see the same batches), and gives the same
@@ -202,11 +223,10 @@ class _Arms:
 
     @property
     def inject(self) -> bool:
-        """Whether arms differ in hyperparameter values, carried in the optimizer state."""
+        """Whether the arms' hyperparameter values are carried in the optimizer state."""
         if self.injected is not None:
             return self.injected
-        first = self.first
-        return self.vectorize and any((c.lr, c.opt) != (first.lr, first.opt) for c in self.configs)
+        return hyperparameters_in_state(self.first)
 
     def only(self, positions: list[int]) -> _Arms:
         """These arms without the others, their optimizer unchanged."""
@@ -419,6 +439,16 @@ def _state(
     return TrainingState(record.epoch, record.steps, flat, leaves)
 
 
+_IN_STATE = "in the optimizer state"
+_COMPILED_IN = "compiled in"
+
+
+def _injected_when_kept(run: Run) -> bool:
+    """Whether ``run``'s kept optimizer state holds its hyperparameters: a run stored before
+    the engine recorded this compiled them in."""
+    return run.versions.get("hyperparameters", _COMPILED_IN) == _IN_STATE
+
+
 def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
 
@@ -626,6 +656,7 @@ def _compile(
     engine = {
         "xla_options": describe_options(used_options),
         "xla_cpu_threads": str(xla_threads_in_use() or "unknown"),
+        "hyperparameters": _IN_STATE if arms.inject and not custom else _COMPILED_IN,
     }
     return _Program(epoch_fn, evaluate, compile_seconds, engine)
 

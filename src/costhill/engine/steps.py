@@ -71,7 +71,9 @@ def make_epoch(
     With ``segments`` > 1 the epoch's full batches are cut into that many equal segments (any
     left over run after them) and it also returns the parameters at the end of each segment but
     the last, stacked along a leading axis: the in-epoch snapshots of a run of few epochs. The
-    steps and their results are the same either way.
+    steps are the same either way, and so are their results but for float rounding: under fast
+    math an adaptive optimizer's update, whose learning rate the optimizer state carries, may be
+    ordered otherwise in a loop cut otherwise.
     """
 
     def make_step(
