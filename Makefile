@@ -16,7 +16,7 @@ demo: $(STAMP)
 
 # The default suite; tests marked slow (over a minute each) run in .ci/run, after it.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15  # the slowest, to keep the suite under 10 minutes
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -s -m slow  # -s: the kill loops print their times

@@ -15,7 +15,7 @@
    reached it before: asynchronous successive halving), in one command: the epochs each spent,
    the trials pruned, its wall time, and each optimizer's best.
 
-    python -m bench.tuning overhead     # twice: compiling every trial, then from the cache
+    python -m bench.tuning overhead     # twice: from an empty compilation cache, then a full one
     costhill sweep optimizers --store grid.db && costhill sweep optimizers-tuned --store tpe.db
     python -m bench.tuning compare grid.db tpe.db
     python -m bench.tuning judging      # in this process, then with --workers 2
@@ -209,11 +209,11 @@ def sampler_seeds(
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["overhead"]:
-        # Each trial's new learning rate is a new compilation, as in any tuning sweep: a fresh
-        # compilation cache for the first pass. The second pass, the same sweep into a new
-        # store, finds every compilation made: the share Optuna takes of the cheapest sweep.
+        # The first pass starts from an empty compilation cache, as a first tuning sweep does
+        # (its trials' learning rates, carried in the optimizer state, share one compiled
+        # epoch). The second, the same sweep into a new store, finds that made too.
         os.environ["COSTHILL_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="costhill-xla-")
-        for label in ("compiling every trial", "every compilation already made"):
+        for label in ("from an empty compilation cache", "every compilation already made"):
             result = overhead()
             print(
                 f"{label}: {result['trials']} trials, {result['runs']} runs, "
