@@ -233,6 +233,7 @@ def test_matmul_readings_time_every_shape_in_both_configurations():
     )
 
 
+@pytest.mark.slow  # benchmark turns as processes: about 16 s
 @pytest.mark.full_data
 def test_costhill_turns_share_their_compilations(tmp_path):
     """The first turn of a config fills the run's compilation cache; the next finds every

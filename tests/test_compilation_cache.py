@@ -75,6 +75,7 @@ def _train(store: Path, cache: Path, stderr: list[str] | None = None) -> tuple[d
     return numbers, sorted(p.name for p in cache.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # two processes: about 15 s
 def test_a_second_process_compiles_nothing_and_gets_the_same_numbers(tmp_path):
     cache = tmp_path / "cache"
     first, after_first = _train(tmp_path / "a.db", cache)

@@ -128,6 +128,7 @@ def _train_in_a_fresh_process(store: Path, env: dict[str, str]) -> dict[str, Any
     return {"threads": run.versions["xla_cpu_threads"], "cost": run.epochs[-1].train_cost}
 
 
+@pytest.mark.slow  # two CLI processes of batch-1 epochs: about 18 s
 def test_cli_trains_batch1_sgd_on_the_threads_chosen_and_the_numbers_do_not_change(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC")}
     chosen = _train_in_a_fresh_process(tmp_path / "chosen.db", env)

@@ -25,6 +25,7 @@ def test_full_set_verifies_and_splits(full):
     assert (len(full.train), len(full.validation), len(full.test)) == (50_000, 10_000, 10_000)
 
 
+@pytest.mark.slow  # 10 full-data epochs: about 20 s
 def test_adam_1e3_reaches_0875_test_accuracy_within_10_epochs(full):
     run = train(RunConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=10), data=full)
     best = max(e.test_accuracy for e in run.epochs)

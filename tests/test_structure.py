@@ -132,7 +132,9 @@ def test_a_new_program_compiles_and_a_new_seed_or_learning_rate_does_not(sample)
     from costhill import train
     from costhill.engine import COMPILE_CACHE
 
-    cfg = RunConfig(dataset="fashion-mnist-sample", validation=300, epochs=1, batch_size=120)
+    cfg = RunConfig(
+        dataset="fashion-mnist-sample", validation=300, epochs=1, batch_size=120, model="logreg"
+    )
     train(cfg, data=sample)
     before = COMPILE_CACHE.compilations["epoch"]
     train(cfg.replace(seed=9), data=sample)
