@@ -38,10 +38,10 @@ def main(argv: list[str]) -> None:
     from costhill import RunConfig
     from costhill.data import load
 
-    rounds = int(argv[0]) if argv else 0
-    data = load("fashion-mnist")
     from .hill import _cpu
 
+    rounds = int(argv[0]) if argv else 0
+    data = load("fashion-mnist")
     print(f"{datetime.now(UTC):%Y-%m-%d}, {_cpu()}, {os.cpu_count()} cores")
     print("| epoch | compiled in | in the optimizer state | ratio |")
     print("|---|---:|---:|---:|")
