@@ -63,6 +63,23 @@ def test_a_resumed_run_ends_with_the_numbers_of_one_never_interrupted(sample, se
     assert [s.step for s in resumed.snapshots] == [s.step for s in whole.snapshots]
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [{"epochs": 3}, {"epochs": 10, "target_accuracy": 0.5, "stop_at_target": True}],
+    ids=["all-epochs", "at-target"],
+)
+def test_a_run_stopped_after_its_last_epoch_resumes_to_its_end_without_training(sample, settings):
+    """Killed after its last epoch (its last, or the one it reached its target in) was stored
+    and before its end was: it has nothing left to train, and ends with the parameters kept."""
+    config = RunConfig(**BASE, optimizer="adam", lr=3e-3, **settings)
+    whole = train(config, data=sample)
+    assert len(whole.epochs) < 10 or "target_accuracy" not in settings
+    stopped = _interrupted(config, sample, after=len(whole.epochs))
+    resumed = train(config, data=sample, resume=stopped)
+    assert resumed.status == "finished" and len(resumed.epochs) == len(whole.epochs)
+    assert resumed.params is not None and _same(resumed, whole)
+
+
 def test_a_run_kept_with_its_hyperparameters_compiled_in_resumes_in_that_layout(sample):
     """Runs stored before the engine carried hyperparameters in the optimizer state kept a state
     without them, and record nothing of it: they resume as they were trained."""

@@ -292,7 +292,7 @@ def _train(
     _announce(runs, program, on_start)
     splits = _evaluation_splits(data, train_x, train_y)
     active = list(range(len(runs)))  # the run each arm of the program trains, in order
-    for epoch in range(first_epoch, arms.first.epochs + 1):
+    for epoch in range(first_epoch, _last_epoch(arms, runs, params, first_epoch, resume) + 1):
         started = time.perf_counter()
         order = arms.orders(n, epoch)
         params, opt_state, costs, *marks = program.epoch(params, opt_state, train_x, train_y, order)
@@ -411,6 +411,18 @@ def _announce(runs: list[Run], program: _Program, on_start: Callable[[Run], None
         run.versions.update(program.engine)
         if on_start is not None:
             on_start(run)
+
+
+def _last_epoch(
+    arms: _Arms, runs: list[Run], params: Params, first_epoch: int, resume: Run | None
+) -> int:
+    """The last epoch to train: the config's, or none for a continued run that had ended with
+    its last kept epoch (killed after that epoch was stored and before its end was), which then
+    takes the parameters it kept as its final ones."""
+    if resume is not None and (first_epoch > arms.first.epochs or _should_stop(runs[0])):
+        runs[0].params = flatten_params(params)
+        return 0
+    return arms.first.epochs
 
 
 def _starting_point(
