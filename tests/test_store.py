@@ -150,6 +150,70 @@ def test_epochs_survive_a_crash(store_path):
     assert integrity == "ok"
 
 
+_KILLED_BETWEEN_TWO_FINISHES = """
+import os, sys
+import numpy as np
+from costhill import RunConfig
+from costhill.records import Run
+from costhill.store import Store
+
+store = Store(sys.argv[1])
+runs = [
+    Run(config=RunConfig(seed=seed), status="running", regime="mini-batch", batch_size=64,
+        num_train=10, steps_per_epoch=1)
+    for seed in (0, 1)
+]
+for run in runs:
+    store.begin(run)
+with store.together():
+    runs[0].status = "finished"
+    runs[0].params = {"w": np.ones(3, np.float32)}
+    store.finish(runs[0])
+    os._exit(9)  # as SIGKILL would: nothing after this line, no rollback, no close
+"""
+
+
+def test_a_process_killed_between_a_cohorts_finishes_leaves_neither_finished(store_path):
+    """A cohort's arms end in one transaction: a kill half-way through leaves them all as they
+    were, so the rerun trains them together again (not the second alone, in another program)."""
+    import subprocess
+    import sys
+
+    died = subprocess.run([sys.executable, "-c", _KILLED_BETWEEN_TWO_FINISHES, str(store_path)])
+    assert died.returncode == 9
+    with Store(store_path) as store:
+        # Both as a killed run is shown (its process is gone), neither finished.
+        assert [r["status"] for r in store.list_runs()] == ["interrupted", "interrupted"]
+        assert store.db.execute("SELECT COUNT(*) FROM params").fetchone()[0] == 0
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_writes_together_are_undone_together_when_one_fails(store_path):
+    runs = [
+        Run(
+            config=RunConfig(seed=s),
+            status="running",
+            regime="mini-batch",
+            batch_size=64,
+            num_train=10,
+            steps_per_epoch=1,
+        )
+        for s in (0, 1)
+    ]
+    with Store(store_path) as store:
+        for run in runs:
+            store.begin(run)
+        runs[0].status = "finished"
+        runs[1].run_id = None  # cannot be finished: the whole change is undone
+        with pytest.raises(TypeError), store.together():
+            store.finish(runs[0])
+            store.finish(runs[1])
+            raise TypeError("the second arm's end failed")
+        assert [r["status"] for r in store.list_runs()] == ["running", "running"]
+        store.finish(runs[0])  # and the store takes the next change as its own transaction
+        assert sorted(r["status"] for r in store.list_runs()) == ["finished", "running"]
+
+
 def test_store_is_in_wal_mode(store_path):
     with Store(store_path) as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -18,7 +18,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -126,6 +126,7 @@ class Store(Claims):
         no lock that a writer waits on (it needs the store's current schema)."""
         self.path = Path(path)
         self.read_only = read_only
+        self._inside = False  # in a transaction of _transaction's
         if (read_only or not create) and not self.path.is_file():
             raise StoreError(f"store {self.path}: no such store")
         if self.path.is_dir():
@@ -225,10 +226,15 @@ class Store(Claims):
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One all-or-nothing change. A disk that is full or read-only fails it as one line,
-        and SQLite has then put the store back as it was before the change began."""
+        and SQLite has then put the store back as it was before the change began. Inside
+        another (``together``) it is part of that one."""
         if self.read_only:
             raise StoreError(f"store {self.path}: opened read-only")
+        if self._inside:
+            yield
+            return
         try:
+            self._inside = True
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -243,6 +249,17 @@ class Store(Claims):
             raise StoreError(
                 f"store {self.path}: cannot be written ({err}); it holds what it held before"
             ) from None
+        finally:
+            self._inside = False
+
+    def together(self) -> AbstractContextManager[None]:
+        """Make the writes inside one transaction: all of them are stored, or none.
+
+        A cohort's arms end together: were one stored finished and its partner not, a rerun
+        would train the partner alone, in another program, and round its numbers otherwise
+        than the uninterrupted sweep did.
+        """
+        return self._transaction()
 
     # -- writing -------------------------------------------------------------------------
 

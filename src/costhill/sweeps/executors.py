@@ -162,9 +162,11 @@ class InProcess(AbstractExecutor):
                 continue
             started = time.perf_counter()
             runs = self._train_group(group, store, hooks)
+            with store.together():
+                for run in runs:
+                    store.finish(run)
+                    store.release(run.config.config_hash())
             for (position, _), run in zip(group, runs, strict=True):
-                store.finish(run)
-                store.release(run.config.config_hash())
                 _count_trained(run, report)
                 hooks.end(position, run)
             report.training_seconds += time.perf_counter() - started
@@ -325,23 +327,26 @@ class Returning(AbstractExecutor):
                     wait = _QUESTION_POLL_SECONDS if answers else None
                     for handle in self.finished(list(pending), wait):
                         task = pending.pop(handle)
-                        runs = self.result(handle)
-                        for (position, _), run in zip(task.items, runs, strict=True):
-                            self._store(run, position, store, report, hooks)
+                        self._store(task, self.result(handle), store, report, hooks)
             except KeyboardInterrupt:
                 self.cancel(list(pending))
                 raise
 
     @staticmethod
-    def _store(run: Run, position: int, store: Store, report: SweepReport, hooks: Hooks) -> None:
-        run.run_id = None
-        store.save(run)
-        store.release(run.config.config_hash())
-        _count_trained(run, report)
-        report.training_seconds += run.compile_seconds + sum(
-            e.seconds + e.eval_seconds for e in run.epochs
-        )
-        hooks.end(position, run)
+    def _store(
+        task: Task, runs: list[Run], store: Store, report: SweepReport, hooks: Hooks
+    ) -> None:
+        with store.together():  # a cohort's runs, all or none
+            for run in runs:
+                run.run_id = None
+                store.save(run)
+                store.release(run.config.config_hash())
+        for (position, _), run in zip(task.items, runs, strict=True):
+            _count_trained(run, report)
+            report.training_seconds += run.compile_seconds + sum(
+                e.seconds + e.eval_seconds for e in run.epochs
+            )
+            hooks.end(position, run)
 
 
 @dataclass
