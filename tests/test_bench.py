@@ -331,3 +331,11 @@ def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it()
     assert draws[0] != draws[1]
     with pytest.raises(ValueError, match=r"\[search\]"):
         with_sampler_seed('name = "plain"\n', 1)
+
+
+def test_the_overhead_bench_times_optunas_calls_and_tpes_share_of_them():
+    from bench.tuning import overhead
+
+    result = overhead(trials=12)  # past TPE's startup draws: it models the trials before
+    assert result["runs"] == 12 and result["optuna_calls"] >= 12 * 5
+    assert 0 < result["sampler_seconds"] < result["optuna_seconds"] < result["wall_seconds"]
