@@ -125,16 +125,21 @@ def test_diverged_runs_are_stored_as_diverged(sample, store_path):
     assert not np.isfinite(loaded.all_step_costs()[-1])
 
 
-def test_epochs_survive_a_crash(store_path):
-    """A run whose process dies mid-way keeps every epoch it committed."""
-    run = Run(
-        config=RunConfig(),
+def _running(seed: int = 0) -> Run:
+    """A run just started, with nothing trained yet."""
+    return Run(
+        config=RunConfig(seed=seed),
         status="running",
         regime="mini-batch",
         batch_size=64,
         num_train=10,
         steps_per_epoch=1,
     )
+
+
+def test_epochs_survive_a_crash(store_path):
+    """A run whose process dies mid-way keeps every epoch it committed."""
+    run = _running()
     store = Store(store_path)
     store.begin(run)
     record = EpochRecord(1, 1, 1.0, 1.0, 0.5, None, None, 1.0, 0.5, 0.1, 0.1)
@@ -189,22 +194,11 @@ def test_a_process_killed_between_a_cohorts_finishes_leaves_neither_finished(sto
 
 
 def test_writes_together_are_undone_together_when_one_fails(store_path):
-    runs = [
-        Run(
-            config=RunConfig(seed=s),
-            status="running",
-            regime="mini-batch",
-            batch_size=64,
-            num_train=10,
-            steps_per_epoch=1,
-        )
-        for s in (0, 1)
-    ]
+    runs = [_running(seed) for seed in (0, 1)]
     with Store(store_path) as store:
         for run in runs:
             store.begin(run)
         runs[0].status = "finished"
-        runs[1].run_id = None  # cannot be finished: the whole change is undone
         with pytest.raises(TypeError), store.together():
             store.finish(runs[0])
             store.finish(runs[1])

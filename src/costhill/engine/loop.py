@@ -292,7 +292,7 @@ def _train(
     _announce(runs, program, on_start)
     splits = _evaluation_splits(data, train_x, train_y)
     active = list(range(len(runs)))  # the run each arm of the program trains, in order
-    for epoch in range(first_epoch, _last_epoch(arms, runs, params, first_epoch, resume) + 1):
+    for epoch in range(first_epoch, arms.first.epochs + 1):
         started = time.perf_counter()
         order = arms.orders(n, epoch)
         params, opt_state, costs, *marks = program.epoch(params, opt_state, train_x, train_y, order)
@@ -413,18 +413,6 @@ def _announce(runs: list[Run], program: _Program, on_start: Callable[[Run], None
             on_start(run)
 
 
-def _last_epoch(
-    arms: _Arms, runs: list[Run], params: Params, first_epoch: int, resume: Run | None
-) -> int:
-    """The last epoch to train: the config's, or none for a continued run that had ended with
-    its last kept epoch (killed after that epoch was stored and before its end was), which then
-    takes the parameters it kept as its final ones."""
-    if resume is not None and (first_epoch > arms.first.epochs or _should_stop(runs[0])):
-        runs[0].params = flatten_params(params)
-        return 0
-    return arms.first.epochs
-
-
 def _starting_point(
     arms: _Arms, parts: list[Any], optimizer: Any, data: Dataset, resume: Run | None
 ) -> tuple[list[Run], Params, OptState, int, int]:
@@ -438,7 +426,13 @@ def _starting_point(
         return _new_runs(arms, data), params, opt_state, 1, 0
     run = _resumed(resume, arms.first)
     params, opt_state = _restored(run, opt_state)
-    return [run], params, opt_state, run.epochs[-1].epoch + 1, run.epochs[-1].steps
+    first_epoch = run.epochs[-1].epoch + 1
+    if first_epoch > arms.first.epochs or _should_stop(run):
+        # It ended with its kept epoch (killed after that epoch was stored and before its end
+        # was): nothing is left to train, and what it kept are its final parameters.
+        run.params = flatten_params(params)
+        first_epoch = arms.first.epochs + 1
+    return [run], params, opt_state, first_epoch, run.epochs[-1].steps
 
 
 def _state(
