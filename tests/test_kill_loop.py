@@ -80,6 +80,7 @@ runpy.run_module("costhill", run_name="__main__")
 """
 
 
+@pytest.mark.slow  # three sweeps in processes of their own: about 15 s each on a slow machine
 @pytest.mark.parametrize(
     ("cohorts", "kept"),
     [("auto", ["running"]), ("always", ["running", "running"])],
