@@ -26,6 +26,7 @@ from costhill.sweeps.tuning import (
     _Judge,
     _train_judged,
     journal_path,
+    judged_value,
     latin_hypercube,
     make_pruner,
     studies,
@@ -155,6 +156,31 @@ def test_a_batch_of_trials_is_halved_at_its_rung_as_synchronous_successive_halvi
     assert [t.intermediate_values for t in study.trials] == [
         {1: pytest.approx(accuracy[t] + 0.005)} for t in range(4)
     ]
+
+
+@pytest.mark.parametrize(("metric", "best"), [("val_accuracy", 0), ("val_cost", 2)])
+def test_the_pruner_judges_a_batch_on_the_metric_the_plan_names(metric, best):
+    """Trial 0 has the best validation accuracy at the rung and trial 2 the lowest validation
+    cost: the plan's metric decides which one goes on, and is what the study is told."""
+    text = PLAN.format(trials=4, prune="asha").replace('prune = "asha"\n', "")
+    text = text.replace("[[axes.optimizer]]", f'[prune]\nrule = "asha"\nmetric = "{metric}"\n\n'
+                        "[[axes.optimizer]]", 1)  # fmt: skip
+    search = parse_plan(text, source="tuned.toml").search
+    assert search.prune_metric == metric
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(search, epochs=9))
+    trials = [study.ask() for _ in range(4)]
+    judge = _Judge(trials, [[f"trial {t} seed 0"] for t in range(4)], metric=search.prune_metric)
+    runs = [_run(0, t) for t in range(4)]
+    for position, run in enumerate(runs):
+        judge.on_start(position, run.config)
+    accuracy, cost = [0.80, 0.70, 0.75, 0.60], [0.60, 0.55, 0.40, 0.90]
+    for t, run in enumerate(runs):
+        judge.on_epoch(
+            run, SimpleNamespace(epoch=1, val_accuracy=accuracy[t], val_cost=cost[t]), None
+        )
+    assert [r.status for r in runs] == ["running" if t == best else "pruned" for t in range(4)]
+    told = accuracy if metric == "val_accuracy" else [math.exp(-c) for c in cost]
+    assert [t.intermediate_values for t in study.trials] == [{1: pytest.approx(v)} for v in told]
 
 
 def test_a_batch_of_trials_trains_as_one_cohort_and_only_its_best_trial_runs_its_course(
@@ -287,6 +313,15 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
         ),
         ('[search]\nsampler = "tpe"\nbatch = 0\n', r"tuned.toml:{line}: batch: search: batch \("),
         ('[prune]\nrule = "median"\nstartup = -1\n', r"tuned.toml:{line}: startup: prune median: "),
+        (
+            '[prune]\nrule = "asha"\nmetric = "val_loss"\n',
+            r"tuned.toml:{line}: metric: prune asha: 'val_loss': unknown metric; valid: "
+            "val_accuracy, val_cost",
+        ),
+        (
+            '[prune]\nrule = "none"\nmetric = "val_cost"\n',
+            r"tuned.toml:{line}: metric: prune none has no option 'metric'; valid: none",
+        ),
     ],
 )
 def test_an_unknown_option_is_named_with_the_valid_ones(table, message):
@@ -314,9 +349,17 @@ def _asking(prune_at: int | None) -> tuple[list[tuple[Any, ...]], Any]:
     return asked, ask
 
 
-@pytest.mark.parametrize(("prune_at", "reported"), [(None, set()), (1, set()), (2, {1})])
+@pytest.mark.parametrize(
+    ("prune_at", "reported", "metric"),
+    [
+        (None, set(), "val_accuracy"),
+        (1, set(), "val_accuracy"),
+        (2, {1}, "val_accuracy"),
+        (None, set(), "val_cost"),
+    ],
+)
 def test_a_trial_trained_elsewhere_reports_its_seeds_mean_and_stops_when_told(
-    sample, prune_at, reported
+    sample, prune_at, reported, metric
 ):
     from costhill import RunConfig
 
@@ -326,15 +369,18 @@ def test_a_trial_trained_elsewhere_reports_its_seeds_mean_and_stops_when_told(
     )  # fmt: skip
     configs = [base.replace(seed=seed) for seed in (0, 1)]
     asked, ask = _asking(prune_at)
-    runs = _train_judged(configs, sample, ask, reported)
+    runs = _train_judged(configs, sample, ask, reported, metric)
     stopped = prune_at or 3
     assert [r.status for r in runs] == (["pruned"] * 2 if prune_at else ["finished"] * 2)
     assert [len(r.epochs) for r in runs] == [stopped, stopped]
     reports = [q for q in asked if q[0] == "report"]
     assert [q[2] for q in reports] == [e for e in range(1, stopped + 1) if e not in reported]
     for _, value, epoch in reports:  # the seeds' mean, as the driver's study is told it
-        mean = sum(r.epochs[epoch - 1].val_accuracy for r in runs) / 2
+        mean = sum(judged_value(r.epochs[epoch - 1], metric) for r in runs) / 2
         assert value == pytest.approx(mean)
+        assert 0 < value < 1 and (metric == "val_accuracy") == (
+            value == pytest.approx(sum(r.epochs[epoch - 1].val_accuracy for r in runs) / 2)
+        )
     # Asked after each epoch it reports but the last (stopping a run at its end saves nothing);
     # a resumed trial is not judged again at an epoch it had reported.
     assert asked.count(("should_prune",)) == sum(q[2] < 3 for q in reports)

@@ -23,9 +23,10 @@
 sampler for the N trials, ``batch`` at a time (``[search]``; ``sweeps.tuning``), and
 ``prune = "asha"``, ``"hyperband"``, ``"median"`` or ``"none"`` (or a ``[prune]`` table with
 ``rule`` and its options) stops hopeless trials early, judged on the mean validation accuracy
-of their seeds. Every other top-level key is a fixed ``RunConfig`` setting. Unknown keys and bad
-values fail before anything trains, naming the file, the line and the key. Bundled plans live in
-``costhill/plans/`` and run by name.
+of their seeds (or, with ``metric = "val_cost"``, on their validation cost). Every other
+top-level key is a fixed ``RunConfig`` setting. Unknown keys and bad values fail before anything
+trains, naming the file, the line and the key. Bundled plans live in ``costhill/plans/`` and run
+by name.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ PRUNE_OPTIONS: dict[str, dict[str, int]] = {
     "hyperband": {"min_epochs": 1, "reduction": 3},
     "median": {"min_epochs": 1, "startup": 5},
 }
+# What a pruner judges a trial's seeds on after each epoch (``[prune] metric``).
+PRUNE_METRICS = ("val_accuracy", "val_cost")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Search:
     sampler: dict[str, int] = field(default_factory=dict)
     prune: str = "none"
     prune_options: dict[str, int] = field(default_factory=dict)
+    prune_metric: str = "val_accuracy"
     # For tpe: the axes shared by every optimizer, then each [[axes.optimizer]] arm's own.
     axes: dict[str, Any] = field(default_factory=dict)
     arms: tuple[dict[str, Any], ...] = ()
@@ -366,21 +370,28 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
     if options.get("batch", 1) < 1:
         raise lines.error("batch", "search: batch (trials asked at a time) must be at least 1")
-    prune, prune_options = _prune(raw.get("prune", "none"), lines=lines)
+    prune, prune_options, metric = _prune(raw.get("prune", "none"), lines=lines)
     if prune != "none" and search != "tpe":
         raise lines.error("prune", "pruning needs search = 'tpe' (it judges trials as they train)")
-    return Search(search, trials, options, prune, prune_options, source=lines.source)
+    return Search(search, trials, options, prune, prune_options, metric, source=lines.source)
 
 
-def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int]]:
-    """``prune = "asha"``, or ``[prune]`` with ``rule = "asha"`` and the rule's options."""
+def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
+    """``prune = "asha"``, or ``[prune]`` with ``rule = "asha"``, the rule's options and the
+    ``metric`` it judges on."""
     given: dict[str, Any] = {}
     if isinstance(spec, dict):
         given = {k: v for k, v in spec.items() if k != "rule"}
         spec = spec.get("rule")
     if spec not in PRUNE_OPTIONS:
         raise lines.error("prune", f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
-    return spec, _options(given, PRUNE_OPTIONS[spec], key=f"prune {spec}", lines=lines)
+    metric = PRUNE_METRICS[0]
+    if spec != "none" and "metric" in given:  # "none" judges nothing: _options refuses it there
+        metric = given.pop("metric")
+        if metric not in PRUNE_METRICS:
+            valid = ", ".join(PRUNE_METRICS)
+            raise lines.error("metric", f"prune {spec}: {metric!r}: unknown metric; valid: {valid}")
+    return spec, _options(given, PRUNE_OPTIONS[spec], key=f"prune {spec}", lines=lines), metric
 
 
 def _options(

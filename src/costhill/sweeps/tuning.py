@@ -2,13 +2,15 @@
 
     search = "tpe"          # or [search] with sampler = "tpe", startup = 10, seed = 0, batch = 1
     trials = 30
-    prune = "asha"          # or [prune] with rule = "asha", min_epochs = 1, reduction = 3
+    prune = "asha"          # or [prune] with rule = "asha", min_epochs = 1, reduction = 3,
+                            #    metric = "val_accuracy" (or "val_cost")
 
 A trial is one point of the plan's space (its axes; each ``[[axes.optimizer]]`` arm with its own
 hyperparameters, so the space is conditional) trained at every seed of the plan. The seeds are
-judged together: after each epoch the trial reports the mean validation accuracy of its seeds,
-the pruner decides on that, and the trial's value is the mean of their best validation
-accuracies, so one lucky seed does not win. Test accuracy is never shown to the sampler.
+judged together: after each epoch the trial reports the mean validation accuracy of its seeds
+(or, with ``[prune] metric = "val_cost"``, the mean of ``judged_value``'s exp(-cost)), the
+pruner decides on that, and the trial's value is the mean of their best validation accuracies,
+so one lucky seed does not win. Test accuracy is never shown to the sampler.
 ``batch`` trials are asked at a time; here their runs train as one cohort and are judged
 together (``_Judge``). With ``--workers`` or ``--ray`` each trial's runs train as one cohort in a
 worker, which sends the driver its reports and asks it after each epoch whether to stop
@@ -196,6 +198,27 @@ def _suggest(trial: Any, name: str, values: list[Any] | dict[str, Any]) -> Any:
     return _readable(trial.suggest_float(name, values["low"], values["high"], log=log))
 
 
+def judged_value(record: EpochRecord, metric: str) -> float:
+    """What a pruner judges of one run's epoch: its validation accuracy, or for ``val_cost``,
+    exp(-cost), the geometric mean of the probabilities it gives the true labels. Both are
+    higher for better and 0 for a run that diverged, so the study maximizes either one, and
+    its journal holds no infinities for Optuna's dashboard to misread.
+
+    Examples:
+      >>> from types import SimpleNamespace
+      >>> record = SimpleNamespace(val_accuracy=0.8, val_cost=math.log(2))
+      >>> judged_value(record, "val_accuracy"), judged_value(record, "val_cost")
+      (0.8, 0.5)
+      >>> judged_value(SimpleNamespace(val_accuracy=None, val_cost=math.nan), "val_cost")
+      0.0
+    """
+    if metric == "val_cost":
+        cost = record.val_cost
+        return 0.0 if cost is None or not math.isfinite(cost) else math.exp(-cost)
+    accuracy = record.val_accuracy
+    return 0.0 if accuracy is None or not math.isfinite(accuracy) else accuracy
+
+
 class _Judge:
     """A batch of trials as their runs train. After each epoch that every run going has
     reached, each trial's seeds' mean validation accuracy goes to its study; only then does the
@@ -208,13 +231,19 @@ class _Judge:
     first trial of a study no longer runs its course for want of a rival."""
 
     def __init__(
-        self, trials: list[Any], hashes: list[list[str]], reported: list[set[int]] | None = None
+        self,
+        trials: list[Any],
+        hashes: list[list[str]],
+        reported: list[set[int]] | None = None,
+        *,
+        metric: str = "val_accuracy",
     ) -> None:
         self.trials = trials
+        self.metric = metric
         self.trial_of = {h: t for t, trial_hashes in enumerate(hashes) for h in trial_hashes}
         self.started: set[str] = set()
         self.runs: dict[str, Run] = {}
-        self.values: dict[int, dict[str, float]] = {}  # epoch -> config hash -> val accuracy
+        self.values: dict[int, dict[str, float]] = {}  # epoch -> config hash -> judged value
         # The epochs each trial has reported already (a resumed trial's), not reported again.
         self.reported = [_reported(trial) for trial in trials] if reported is None else reported
 
@@ -224,8 +253,7 @@ class _Judge:
     def on_epoch(self, run: Run, record: EpochRecord, costs: Any) -> None:
         key = run.config.config_hash()
         self.runs[key] = run
-        accuracy = record.val_accuracy
-        value = 0.0 if accuracy is None or not math.isfinite(accuracy) else accuracy
+        value = judged_value(record, self.metric)
         epoch = record.epoch
         seen = self.values.setdefault(epoch, {})
         seen[key] = value
@@ -280,14 +308,18 @@ def _answer(trial: Any, question: tuple[Any, ...]) -> Any:
 
 
 def _train_judged(
-    configs: list[RunConfig], data: Dataset, ask: Callable[[Any], Any], reported: set[int]
+    configs: list[RunConfig],
+    data: Dataset,
+    ask: Callable[[Any], Any],
+    reported: set[int],
+    metric: str = "val_accuracy",
 ) -> list[Run]:
     """In a worker: one trial's runs (its seeds) as one cohort, judged after each epoch by the
     driver's study through ``ask``; the runs of a trial it stops end ``pruned`` at that epoch."""
     from ..engine import train, train_cohort
 
     hashes = [config.config_hash() for config in configs]
-    judge = _Judge([_RemoteTrial(ask)], [hashes], [set(reported)])
+    judge = _Judge([_RemoteTrial(ask)], [hashes], [set(reported)], metric=metric)
     judge.started.update(hashes)
     if len(configs) > 1:
         return train_cohort(configs, data=data, on_epoch=judge.on_epoch)
@@ -404,13 +436,18 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     if not sweep.judged and search.prune != "none":  # each trial a task, judged as it trains
         assert isinstance(sweep.executor, Returning)
         tasks = [
-            Task(items, _train_judged, (_reported(trial),), functools.partial(_answer, trial))
+            Task(
+                items,
+                _train_judged,
+                (_reported(trial), search.prune_metric),
+                functools.partial(_answer, trial),
+            )
             for items, trial in zip(each, trials, strict=True)
         ]
         sweep.executor.execute_tasks(tasks, sweep.store, sweep.report, hooks)
         return
     if sweep.judged:  # the batch's runs train as one cohort where the engine allows
-        judge = _Judge(trials, every)
+        judge = _Judge(trials, every, metric=search.prune_metric)
         hooks = Hooks(
             _chain(judge.on_start, hooks.on_run_start),
             _chain(judge.on_epoch, hooks.on_epoch),
