@@ -21,11 +21,20 @@
     python -m bench.tuning judging      # in this process, then with --workers 2
     python -m bench.tuning seeds grid.db 5  # the tuned twin again with sampler seeds 0 to 4
     python -m bench.tuning seeds grid.db 5 bench/twin-rung2.toml  # the twin judged at epoch 2
+    python -m bench.tuning seeds grid.db 5 --metric=val_accuracy  # its rung on val accuracy
 
 4. Where the draws land: the tuned twin on the full data once per sampler seed (``[search]
    seed``, which places the Latin hypercube's draws), each into a store of its own, against the
    grid's store: per optimizer, each seed's difference from the grid's best and how many seeds
    come within 0.3 points of it, and each seed's share of the grid's epochs.
+
+5. What a rung should judge on, read from the grid's store alone (nothing trains): for every
+   way of drawing ``trials`` of an optimizer's grid rates, which one a rung at ``epoch`` keeps
+   when it judges on the seeds' mean validation accuracy, validation cost (as the pruner takes
+   it: ``tuning.judged_value``) or training cost over the epoch, and how often that one's mean
+   best validation accuracy (all five epochs) is within 0.3 points of the grid's best.
+
+    python -m bench.tuning rungs grid.db       # a rung at epoch 1, 4 trials; or: grid.db 2 3
 """
 
 from __future__ import annotations
@@ -173,8 +182,23 @@ def with_sampler_seed(text: str, seed: int) -> str:
     return f"{head}[search]\nseed = {seed}\n{tail}"
 
 
+def with_prune_metric(text: str, metric: str) -> str:
+    """A plan's text with its ``[prune]`` table judging on ``metric``."""
+    head, found, tail = text.partition("[prune]\n")
+    if not found:
+        raise ValueError("the plan has no [prune] table")
+    table, bracket, rest = tail.partition("\n[")
+    kept = [line for line in table.splitlines() if not line.startswith("metric")]
+    return f'{head}[prune]\nmetric = "{metric}"\n' + "\n".join(kept) + bracket + rest
+
+
 def sampler_seeds(
-    grid_store: str, seeds: int, plan_file: str | None = None, *, bar: float = 0.003
+    grid_store: str,
+    seeds: int,
+    plan_file: str | None = None,
+    *,
+    bar: float = 0.003,
+    metric: str | None = None,
 ) -> None:
     from importlib.resources import files
 
@@ -184,6 +208,8 @@ def sampler_seeds(
     grid, grid_epochs, _ = best_per_optimizer(grid_store, "optimizers")
     bundled = files("costhill").joinpath("plans/optimizers-tuned.toml")
     text = Path(plan_file).read_text() if plan_file else bundled.read_text()
+    if metric:
+        text = with_prune_metric(text, metric)
     found: list[dict[str, float]] = []
     shares: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -211,6 +237,80 @@ def sampler_seeds(
     print(f"\n{met_everywhere} of {len(grid)} optimizers within the bar at every seed")
 
 
+RUNG_SIGNALS = ("val_accuracy", "val_cost", "mean_step_cost")
+
+
+def rung_arms(store_path: str, sweep: str, epoch: int) -> dict[str, list[dict[str, float]]]:
+    """Per optimizer, each learning rate's arm: its seeds' mean best validation accuracy
+    (``best``) and, for each of ``RUNG_SIGNALS``, their mean at ``epoch`` as a pruner would
+    take it (higher for better, 0 for a run that diverged or never reached it)."""
+    import math
+    from types import SimpleNamespace
+
+    from costhill.store import Store
+    from costhill.sweeps.tuning import judged_value
+
+    with Store(store_path, read_only=True) as store:
+        runs = store.sweep_runs(sweep, statuses=("finished", "diverged"))
+        rows = store.epoch_rows([r["run_id"] for r in runs], ("epoch", *RUNG_SIGNALS))
+        at_epoch = {row[0]: row[1:] for row in rows if row[1] == epoch}
+    seeds: dict[tuple[str, float], list[dict[str, float]]] = {}
+    for run in runs:
+        _, accuracy, cost, step_cost = at_epoch.get(run["run_id"], (epoch, None, None, None))
+        record = SimpleNamespace(val_accuracy=accuracy, val_cost=cost)
+        train = step_cost is not None and math.isfinite(step_cost)
+        seeds.setdefault((run["optimizer"], run["lr"]), []).append(
+            {
+                "best": run["best_val_accuracy"] or 0.0,
+                "val_accuracy": judged_value(record, "val_accuracy"),
+                "val_cost": judged_value(record, "val_cost"),
+                "mean_step_cost": math.exp(-step_cost) if train else 0.0,
+            }
+        )
+    arms: dict[str, list[dict[str, float]]] = {}
+    for (optimizer, lr), members in sorted(seeds.items()):
+        mean = {key: sum(m[key] for m in members) / len(members) for key in members[0]}
+        arms.setdefault(optimizer, []).append({"lr": lr, **mean})
+    return arms
+
+
+def rung_hits(
+    arms: list[dict[str, float]], signal: str, trials: int, *, bar: float = 0.003
+) -> tuple[int, int]:
+    """Of every way of drawing ``trials`` of ``arms``, how many a rung judging on ``signal``
+    ends on an arm within ``bar`` of the best of all ``arms``; and how many ways there are.
+
+    Examples:
+      >>> arms = [{"best": 0.85, "early": 0.9}, {"best": 0.88, "early": 0.8},
+      ...         {"best": 0.87, "early": 0.7}]
+      >>> rung_hits(arms, "early", 2)  # keeps 0.85 over either, 0.88 over 0.87
+      (1, 3)
+    """
+    import itertools
+
+    top = max(arm["best"] for arm in arms)
+    ways = list(itertools.combinations(arms, trials))
+    kept = [max(way, key=lambda arm: arm[signal]) for way in ways]
+    return sum(arm["best"] >= top - bar for arm in kept), len(ways)
+
+
+def rungs(grid_store: str, epoch: int = 1, trials: int = 4) -> None:
+    arms = rung_arms(grid_store, "optimizers", epoch)
+    print(f"a rung at epoch {epoch} keeping the best of {trials} grid rates, judged on:\n")
+    print(f"| optimizer | {' | '.join(RUNG_SIGNALS)} |\n|---|" + "---:|" * len(RUNG_SIGNALS))
+    totals = dict.fromkeys(RUNG_SIGNALS, 0)
+    ways = 0
+    for optimizer, its_arms in arms.items():
+        cells = []
+        for signal in RUNG_SIGNALS:
+            hits, ways_here = rung_hits(its_arms, signal, trials)
+            totals[signal] += hits
+            cells.append(f"{hits} of {ways_here}")
+        ways += ways_here
+        print(f"| {optimizer} | {' | '.join(cells)} |")
+    print(f"| **all** | {' | '.join(f'**{totals[s]} of {ways}**' for s in RUNG_SIGNALS)} |")
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["overhead"]:
         # The first pass starts from an empty compilation cache, as a first tuning sweep does
@@ -230,8 +330,14 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["judging"]:
         judging()
         return
+    metric = next((a.removeprefix("--metric=") for a in argv if a.startswith("--metric=")), None)
+    argv = [a for a in argv if not a.startswith("--metric=")]
     if argv[:1] == ["seeds"] and len(argv) in (2, 3, 4):
-        sampler_seeds(argv[1], int(argv[2]) if len(argv) >= 3 else 5, *argv[3:])
+        count = int(argv[2]) if len(argv) >= 3 else 5
+        sampler_seeds(argv[1], count, *argv[3:], metric=metric)
+        return
+    if argv[:1] == ["rungs"] and len(argv) in (2, 3, 4):
+        rungs(argv[1], *(int(a) for a in argv[2:]))
         return
     if argv[:1] == ["compare"] and len(argv) == 3:
         compare_plans(argv[1], argv[2])

@@ -314,7 +314,7 @@ def test_the_convolution_bench_times_the_same_network_every_way():
 def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it():
     from importlib.resources import files
 
-    from bench.tuning import with_sampler_seed
+    from bench.tuning import with_prune_metric, with_sampler_seed
 
     from costhill.sweeps import parse_plan
     from costhill.sweeps.tuning import latin_hypercube, studies
@@ -331,6 +331,13 @@ def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it()
     assert draws[0] != draws[1]
     with pytest.raises(ValueError, match=r"\[search\]"):
         with_sampler_seed('name = "plain"\n', 1)
+    # The twin's rung judges on validation cost; the bench can judge it on accuracy instead.
+    assert parse_plan(text, source="twin.toml").search.prune_metric == "val_cost"
+    for plan_text in (text, rung2):
+        on_accuracy = parse_plan(with_prune_metric(plan_text, "val_accuracy"), source="twin.toml")
+        search = on_accuracy.search
+        assert search.prune_metric == "val_accuracy" and search.prune == "asha"
+        assert search.prune_options == parse_plan(plan_text, source="t.toml").search.prune_options
 
 
 def test_the_overhead_bench_times_optunas_calls_and_tpes_share_of_them():
@@ -339,3 +346,56 @@ def test_the_overhead_bench_times_optunas_calls_and_tpes_share_of_them():
     result = overhead(trials=12)  # past TPE's startup draws: it models the trials before
     assert result["runs"] == 12 and result["optuna_calls"] >= 12 * 5
     assert 0 < result["sampler_seconds"] < result["optuna_seconds"] < result["wall_seconds"]
+
+
+def test_the_rung_bench_keeps_each_draws_best_on_its_signal_and_scores_it_against_the_grid():
+    from bench.tuning import rung_hits
+
+    # Early on, a rung judging on "early" keeps arm 0 over 1 and 2, and arm 1 over 2: of the
+    # three ways of drawing two arms, only {1, 2} ends on the grid's best (0.88, bar 0.3 points).
+    arms = [
+        {"best": 0.85, "early": 0.90, "late": 0.1},
+        {"best": 0.88, "early": 0.80, "late": 0.3},
+        {"best": 0.879, "early": 0.70, "late": 0.2},
+    ]
+    assert rung_hits(arms, "early", 2) == (1, 3)
+    assert rung_hits(arms, "late", 2) == (3, 3)  # 0.879 is within the bar of 0.88
+    assert rung_hits(arms, "late", 2, bar=0.0) == (2, 3)
+    assert rung_hits(arms, "early", 3) == (0, 1)
+
+
+def test_the_rung_bench_reads_each_arms_seeds_from_a_grid_store(tmp_path):
+    import math
+
+    from bench.tuning import RUNG_SIGNALS, rung_arms
+
+    from costhill.store import Store
+    from costhill.sweeps import parse_plan, run_plan
+
+    plan = parse_plan(
+        'name = "optimizers"\ndataset = "fashion-mnist-sample"\nvalidation = 300\n'
+        'model = "logreg"\nbatch_size = 100\nepochs = 2\nseeds = [0, 1]\n\n'
+        '[[axes.optimizer]]\nname = "sgd"\nlr = [0.01, 0.1]\n\n'
+        '[[axes.optimizer]]\nname = "adam"\nlr = [1e-3]\n',
+        source="grid.toml",
+    )
+    path = str(tmp_path / "grid.db")
+    with Store(path) as store:
+        run_plan(plan, store)
+        runs = store.sweep_runs("optimizers")
+        epochs = {r["run_id"]: store.load(r["run_id"], with_params=False).epochs for r in runs}
+    arms = rung_arms(path, "optimizers", 2)
+    assert {name: [a["lr"] for a in its] for name, its in arms.items()} == {
+        "adam": [1e-3], "sgd": [0.01, 0.1]
+    }  # fmt: skip
+    for name, its in arms.items():
+        for arm in its:
+            mine = [r for r in runs if r["optimizer"] == name and r["lr"] == arm["lr"]]
+            last = [epochs[r["run_id"]][1] for r in mine]  # each seed's epoch 2
+            assert len(mine) == 2 and set(arm) == {"lr", "best", *RUNG_SIGNALS}
+            assert arm["best"] == pytest.approx(sum(r["best_val_accuracy"] for r in mine) / 2)
+            assert arm["val_accuracy"] == pytest.approx(sum(e.val_accuracy for e in last) / 2)
+            assert arm["val_cost"] == pytest.approx(sum(math.exp(-e.val_cost) for e in last) / 2)
+            assert arm["mean_step_cost"] == pytest.approx(
+                sum(math.exp(-e.mean_step_cost) for e in last) / 2
+            )
