@@ -221,9 +221,10 @@ def judged_value(record: EpochRecord, metric: str) -> float:
 
 class _Judge:
     """A batch of trials as their runs train. After each epoch that every run going has
-    reached, each trial's seeds' mean validation accuracy goes to its study; only then does the
-    pruner judge them, best first, and the runs of each trial it stops are marked ``pruned``
-    (the engine stops them at that epoch, and their cohort sheds them).
+    reached, the mean of each trial's seeds' ``judged_value`` (the plan's ``metric``) goes to
+    its study; only then does the pruner judge them, best first, and the runs of each trial it
+    stops are marked ``pruned`` (the engine stops them at that epoch, and their cohort sheds
+    them).
 
     Judged best first, each trial meets at its rung the batch's better ones and every earlier
     trial: with Optuna's successive halving (asynchronous, ASHA), a batch of fewer than twice
