@@ -257,7 +257,8 @@ def rung_arms(store_path: str, sweep: str, epoch: int) -> dict[str, list[dict[st
     seeds: dict[tuple[str, float], list[dict[str, float]]] = {}
     for run in runs:
         _, accuracy, cost, step_cost = at_epoch.get(run["run_id"], (epoch, None, None, None))
-        record = SimpleNamespace(val_accuracy=accuracy, val_cost=cost)
+        # judged_value reads only these two fields of an EpochRecord
+        record: Any = SimpleNamespace(val_accuracy=accuracy, val_cost=cost)
         train = step_cost is not None and math.isfinite(step_cost)
         seeds.setdefault((run["optimizer"], run["lr"]), []).append(
             {

@@ -392,10 +392,12 @@ def test_the_rung_bench_reads_each_arms_seeds_from_a_grid_store(tmp_path):
         for arm in its:
             mine = [r for r in runs if r["optimizer"] == name and r["lr"] == arm["lr"]]
             last = [epochs[r["run_id"]][1] for r in mine]  # each seed's epoch 2
+            accuracy = [float(e.val_accuracy or 0.0) for e in last]
+            cost = [float(e.val_cost or 0.0) for e in last]
             assert len(mine) == 2 and set(arm) == {"lr", "best", *RUNG_SIGNALS}
             assert arm["best"] == pytest.approx(sum(r["best_val_accuracy"] for r in mine) / 2)
-            assert arm["val_accuracy"] == pytest.approx(sum(e.val_accuracy for e in last) / 2)
-            assert arm["val_cost"] == pytest.approx(sum(math.exp(-e.val_cost) for e in last) / 2)
+            assert arm["val_accuracy"] == pytest.approx(sum(accuracy) / 2)
+            assert arm["val_cost"] == pytest.approx(sum(math.exp(-c) for c in cost) / 2)
             assert arm["mean_step_cost"] == pytest.approx(
                 sum(math.exp(-e.mean_step_cost) for e in last) / 2
             )

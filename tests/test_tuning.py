@@ -175,9 +175,8 @@ def test_the_pruner_judges_a_batch_on_the_metric_the_plan_names(metric, best):
         judge.on_start(position, run.config)
     accuracy, cost = [0.80, 0.70, 0.75, 0.60], [0.60, 0.55, 0.40, 0.90]
     for t, run in enumerate(runs):
-        judge.on_epoch(
-            run, SimpleNamespace(epoch=1, val_accuracy=accuracy[t], val_cost=cost[t]), None
-        )
+        record: Any = SimpleNamespace(epoch=1, val_accuracy=accuracy[t], val_cost=cost[t])
+        judge.on_epoch(run, record, None)
     assert [r.status for r in runs] == ["running" if t == best else "pruned" for t in range(4)]
     told = accuracy if metric == "val_accuracy" else [math.exp(-c) for c in cost]
     assert [t.intermediate_values for t in study.trials] == [{1: pytest.approx(v)} for v in told]
