@@ -8,6 +8,7 @@ then the preset, then flags.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import tomllib
@@ -96,6 +97,12 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """A digest that is the same for equal configs, whatever the order of keys."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
+        # Kept on the instance (every field is immutable): a sweep asks each run's hash a dozen
+        # times, and a cheap run's config costs more to serialize than to look up.
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import warnings
@@ -56,10 +57,17 @@ def compilation_cache_dir(environ: Mapping[str, str] = os.environ) -> Path | Non
         if chosen is not None
         else Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "costhill" / "xla"
     )
+    threads = user_xla_threads(environ) or default_xla_threads()
+    return base / f"jax-{_jax_version()}" / f"threads-{threads}"
+
+
+@functools.cache
+def _jax_version() -> str:
+    # From the package's metadata, not ``jax.__version__``: naming the folder imports nothing;
+    # once a process, since reading metadata costs more than a cheap run's epoch.
     from importlib.metadata import version
 
-    threads = user_xla_threads(environ) or default_xla_threads()
-    return base / f"jax-{version('jax')}" / f"threads-{threads}"
+    return version("jax")
 
 
 def use_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | None:

@@ -8,6 +8,7 @@ call in a process decides it; later calls change nothing.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +31,13 @@ def prepare_process(configs: Sequence[RunConfig]) -> Path | None:
 
 def versions() -> dict[str, str]:
     """The versions and machine a run is recorded with."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # Read once a process: none of it changes while it runs, and reading a package's metadata
+    # costs more than a cheap run's epoch (BENCHMARKS.md, "Tuning").
     import jax
     import jaxlib
     import numpy as np
