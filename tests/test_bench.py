@@ -331,8 +331,9 @@ def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it()
     assert draws[0] != draws[1]
     with pytest.raises(ValueError, match=r"\[search\]"):
         with_sampler_seed('name = "plain"\n', 1)
-    # The twin's rung judges on validation cost; the bench can judge it on accuracy instead.
-    assert parse_plan(text, source="twin.toml").search.prune_metric == "val_cost"
+    # Both twins' rungs judge on validation cost; the bench can judge them on accuracy instead.
+    for plan_text in (text, rung2):
+        assert parse_plan(plan_text, source="twin.toml").search.prune_metric == "val_cost"
     for plan_text in (text, rung2):
         on_accuracy = parse_plan(with_prune_metric(plan_text, "val_accuracy"), source="twin.toml")
         search = on_accuracy.search
