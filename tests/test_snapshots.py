@@ -98,6 +98,9 @@ def test_a_version_1_store_is_migrated_in_place_after_a_backup(tmp_path):
         assert [r["run_id"] for r in runs] == [1, 2]
         assert store.load(1).epochs[-1].test_accuracy == pytest.approx(0.638, abs=1e-6)
         assert store.snapshot_index(1) == []
+        assert store.sweep_pruning("any") is None  # version 4's table, empty
+        store.set_sweep_pruning("any", "median", "val_cost")
+        assert store.sweep_pruning("any") == ("median", "val_cost")
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     backup = tmp_path / "old.db.schema-v1.bak"
     with sqlite3.connect(backup) as kept:

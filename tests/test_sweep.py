@@ -307,8 +307,16 @@ def test_compare_tunes_on_validation_and_never_on_test(compared_store):
     assert result.profile["fraction"][-1] == 1.0
 
 
-def _curve_run(optimizer: str, lr: float, seed: int, curve: list[float], status: str) -> Run:
-    """A run whose validation accuracy after each epoch is ``curve``, stopped as ``status``."""
+def _curve_run(
+    optimizer: str,
+    lr: float,
+    seed: int,
+    curve: list[float],
+    status: str,
+    costs: list[float] | None = None,
+) -> Run:
+    """A run whose validation accuracy after each epoch is ``curve`` (and validation cost
+    ``costs``, or 1), stopped as ``status``."""
     run = Run(
         config=RunConfig(dataset="fashion-mnist-sample", optimizer=optimizer, lr=lr, seed=seed),
         status=status,
@@ -318,8 +326,9 @@ def _curve_run(optimizer: str, lr: float, seed: int, curve: list[float], status:
         steps_per_epoch=10,
         versions={"costhill": "test"},
     )
-    for epoch, val in enumerate(curve, start=1):
-        run.epochs.append(EpochRecord(epoch, 10 * epoch, 1.0, 1.0, 0.9, 1.0, val, 1.0, val, 1, 0))
+    costs = costs or [1.0] * len(curve)
+    for epoch, (val, cost) in enumerate(zip(curve, costs, strict=True), start=1):
+        run.epochs.append(EpochRecord(epoch, 10 * epoch, 1.0, 1.0, 0.9, cost, val, 1.0, val, 1, 0))
         run.step_costs.append(np.ones(10, np.float32))
     return run
 
@@ -372,6 +381,36 @@ def test_compare_sets_each_pruned_arm_against_the_chosen_one_where_it_stopped(pr
     assert [(e.group, e.setting, e.value, e.side, e.tried) for e in result.edges] == [
         ("adam", "lr", 1e-3, "smallest", 3)
     ]
+
+
+def test_compare_weighs_a_pruners_decisions_on_the_metric_it_judged(invoke, store_path):
+    """The pruned arm is 0.1 behind in validation accuracy at every seed, but in validation
+    cost, which its pruner judged, the seeds cannot tell the two apart."""
+    arms = {  # (validation accuracy, validation cost) after epoch 1, seeds 0, 1, 2
+        ("adam", 1e-3, "finished"): [(0.80, 0.50), (0.81, 0.60), (0.79, 0.55)],
+        ("adam", 1e-2, "pruned"): [(0.70, 0.52), (0.71, 0.58), (0.69, 0.56)],
+    }
+    runs = [
+        _curve_run(optimizer, lr, seed, [val], status, [cost])
+        for (optimizer, lr, status), epochs in arms.items()
+        for seed, (val, cost) in enumerate(epochs)
+    ]
+    path = _saved_as_sweep(store_path, "tuned", runs)
+    with Store(path) as store:
+        (unrecorded,) = compare(store, "tuned").decisions  # a store from before version 4
+        store.set_sweep_pruning("tuned", "asha", "val_cost")
+        (decision,) = compare(store, "tuned").decisions
+    assert unrecorded.metric == "val_accuracy" and unrecorded.lead == pytest.approx(0.1)
+    assert unrecorded.within_noise is False
+    # The chosen arm's cost is 0.02 lower, 0.02 higher, 0.01 lower: a lead of 0.01 / 3.
+    assert decision.metric == "val_cost" and decision.lead == pytest.approx(0.01 / 3)
+    assert decision.standard_error == pytest.approx(0.012019, abs=1e-6)
+    assert decision.within_noise is True
+    result = invoke("compare", "--sweep", "tuned", "--store", path)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "1 of 1 pruned arms were stopped within the seeds' noise" in text
+    assert "over matched seeds, in validation cost" in text
 
 
 @pytest.mark.parametrize(

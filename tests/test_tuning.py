@@ -230,6 +230,8 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
         # Every pruned arm (2 seeds) is set against the arm chosen in its optimizer's group.
         assert {d.pruned for d in result.decisions} == {row.label for row in result.pruned}
         assert all(d.seeds == 2 and d.kept in chosen for d in result.decisions)
+        assert store.sweep_pruning("tuned") == ("asha", "val_accuracy")  # what compare weighs
+        assert {d.metric for d in result.decisions} == {"val_accuracy"}
         assert set(importance(store, "tuned")) == {"lr", "optimizer"}
         url = f"sqlite:///{tmp_path / 'studies.db'}"
         assert export_study(store, "tuned", url) == 10
@@ -240,6 +242,7 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
         assert "search-parallel" in text and "importance (fANOVA)" in text
         assert f"{len(pruned) // 2} arms pruned" in text
         assert f"pruning decisions: {sum(noisy)} of {len(pruned) // 2} pruned arms" in text
+        assert "over matched seeds, in validation accuracy" in text
         again = run_plan(plan, store)
         assert again.trained == 0 and again.skipped == 20  # pruned runs are not trained again
     exported = optuna.load_study(study_name="tuned", storage=url)

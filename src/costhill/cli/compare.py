@@ -169,14 +169,14 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
 
 def _print_decisions(console: Any, decisions: list[Any]) -> None:
     """How many pruned arms were stopped within the seeds' noise, and the closest calls."""
-    from ..results.compare import NOISE_RULE, decided_on_noise
+    from ..results.compare import decided_on_noise, noise_rule
 
     judged, noisy = decided_on_noise(decisions)
     if not judged:
         return
     console.print(
         f"pruning decisions: {len(noisy)} of {judged} pruned arms were stopped within the seeds' "
-        f"noise ({NOISE_RULE})"
+        f"noise ({noise_rule(decisions)})"
         + (": a later rung (\\[prune] min_epochs) would judge them on more" if noisy else "")
     )
     for d in noisy[:5]:

@@ -14,9 +14,11 @@ AlgoPerf-style performance profiles give, for each factor tau, the fraction of a
 time to the target is within tau times the fastest arm's.
 
 In a tuning sweep, each arm its pruner stopped is set against its group's chosen arm at the
-epoch it was stopped, on matched seeds (``PruneDecision``): where the chosen arm's lead there is
-under twice its standard error, the seeds could not tell the two apart, and the pruner chose on
-noise. A rung that early is then too early for that group (a later ``[prune] min_epochs``).
+epoch it was stopped, on matched seeds (``PruneDecision``), in what the pruner judged there
+(validation accuracy, or validation cost, as the store's ``sweep_pruning`` says): where the
+chosen arm's lead is under twice its standard error, the seeds could not tell the two apart,
+and the pruner chose on noise. A rung that early is then too early for that group (a later
+``[prune] min_epochs``).
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ class PruneDecision:
     pruned: str
     kept: str
     epoch: int
-    seeds: int  # matched seeds with a validation accuracy at that epoch in both arms
-    lead: float  # mean over those seeds of the chosen arm's validation accuracy minus the other's
+    metric: str  # what the pruner judged: "val_accuracy" or "val_cost"
+    seeds: int  # matched seeds with a finite ``metric`` at that epoch in both arms
+    lead: float  # mean over those seeds of the chosen arm's advantage in ``metric`` there
     standard_error: float | None  # of ``lead``; None with one matched seed
     within_noise: bool | None  # lead under twice its standard error; None: one seed cannot say
 
@@ -133,6 +136,14 @@ def edge_text(edge: AtTheEdge) -> str:
 
 # What ``PruneDecision.within_noise`` means, in the words the CLI and the report show.
 NOISE_RULE = "the chosen arm's lead at that epoch under twice its standard error over matched seeds"
+# What a pruner judged (``PruneDecision.metric``), in words.
+METRIC_WORDS = {"val_accuracy": "validation accuracy", "val_cost": "validation cost"}
+
+
+def noise_rule(decisions: list[PruneDecision]) -> str:
+    """``NOISE_RULE``, with what the decisions' pruner judged."""
+    judged = sorted({METRIC_WORDS.get(d.metric, d.metric) for d in decisions})
+    return f"{NOISE_RULE}, in {' and '.join(judged)}" if judged else NOISE_RULE
 
 
 def decided_on_noise(decisions: list[PruneDecision]) -> tuple[int, list[PruneDecision]]:
@@ -278,8 +289,13 @@ def compare(
     pruned = [_arm_row(members, varying, None, None) for members in stopped.values()]
     choices, chosen_rows = _tune(rows, by)
     members_of = {row.label: members for row, members in zip(rows, groups.values(), strict=True)}
+    pruning = store.sweep_pruning(sweep)
     decisions = _decisions(
-        store, by, [(row, members_of[row.label]) for row in chosen_rows], pruned, stopped
+        store,
+        by,
+        [(row, members_of[row.label]) for row in chosen_rows],
+        (pruned, stopped),
+        metric=pruning.metric if pruning else "val_accuracy",
     )
     paired = _paired(chosen_rows)
     return Comparison(
@@ -336,39 +352,48 @@ def _decisions(
     store: Store,
     by: str,
     chosen: list[tuple[ArmRow, list[dict]]],
-    pruned: list[ArmRow],
-    stopped: dict[str, list[dict]],
+    pruned: tuple[list[ArmRow], dict[str, list[dict]]],
+    *,
+    metric: str,
 ) -> list[PruneDecision]:
-    """Each pruned arm (``stopped``: their runs, in the order of ``pruned``) against the chosen
-    arm of its group, where the group has one."""
+    """Each pruned arm (with ``stopped``, their runs in the same order) against the chosen arm
+    of its group, where the group has one, on the epoch ``metric`` its pruner judged."""
+    rows, stopped = pruned
     kept = {str(row.arm.get(by, "all")): (row, members) for row, members in chosen}
     found = []
-    for row, members in zip(pruned, stopped.values(), strict=True):
+    for row, members in zip(rows, stopped.values(), strict=True):
         group = str(row.arm.get(by, "all"))
-        if group in kept and (decision := _decision(store, group, (row, members), kept[group])):
+        if group not in kept:
+            continue
+        if decision := _decision(store, group, ((row, members), kept[group]), metric):
             found.append(decision)
     return found
 
 
 def _decision(
-    store: Store, group: str, pruned: tuple[ArmRow, list[dict]], kept: tuple[ArmRow, list[dict]]
+    store: Store,
+    group: str,
+    arms: tuple[tuple[ArmRow, list[dict]], tuple[ArmRow, list[dict]]],
+    metric: str,
 ) -> PruneDecision | None:
     """A pruned arm against its group's chosen arm (each with its stored runs) at the last epoch
-    every run of the pruned arm reached, on matched seeds."""
-    (row, members), (kept_row, kept_members) = pruned, kept
+    every run of the pruned arm reached, on matched seeds. The lead is the chosen arm's
+    advantage in ``metric``: higher validation accuracy, or lower validation cost."""
+    (row, members), (kept_row, kept_members) = arms
     epoch = min(int(r["epochs"] or 0) for r in members)
     side = {r["run_id"]: (0, r["seed"]) for r in members}
     side.update({r["run_id"]: (1, r["seed"]) for r in kept_members})
-    at_epoch: tuple[dict[int, float], dict[int, float]] = ({}, {})  # seed -> val acc, per arm
-    for run_id, at, val in store.epoch_rows(list(side), ("epoch", "val_accuracy")):
-        if at == epoch and val is not None and math.isfinite(val):
+    at_epoch: tuple[dict[int, float], dict[int, float]] = ({}, {})  # seed -> metric, per arm
+    for run_id, at, value in store.epoch_rows(list(side), ("epoch", metric)):
+        if at == epoch and value is not None and math.isfinite(value):
             arm, seed = side[run_id]
-            at_epoch[arm][seed] = float(val)
+            at_epoch[arm][seed] = float(value)
     stopped, going = at_epoch
     seeds = sorted(set(stopped) & set(going))
     if not seeds:
         return None
-    differences = [going[s] - stopped[s] for s in seeds]
+    sense = -1.0 if metric == "val_cost" else 1.0
+    differences = [sense * (going[s] - stopped[s]) for s in seeds]
     lead = statistics.fmean(differences)
     error = statistics.stdev(differences) / math.sqrt(len(seeds)) if len(seeds) > 1 else None
     return PruneDecision(
@@ -376,6 +401,7 @@ def _decision(
         pruned=row.label,
         kept=kept_row.label,
         epoch=epoch,
+        metric=metric,
         seeds=len(seeds),
         lead=lead,
         standard_error=error,

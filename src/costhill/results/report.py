@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ConfigError, StoreError
 from ..records import Run
 from ..store import Store
-from .compare import NOISE_RULE, AtTheEdge, PruneDecision, decided_on_noise, edge_text
+from .compare import AtTheEdge, PruneDecision, decided_on_noise, edge_text, noise_rule
 
 PER_RUN_LIMIT = 30  # curves drawn one per run up to this many runs; aggregated past it
 HILL_RUN_LIMIT = 8  # runs with snapshots put on the report's hill
@@ -222,7 +222,7 @@ def _decisions_note(decisions: list[PruneDecision]) -> str:
         return ""
     note = (
         f"<p class='note'>pruning decisions: {len(noisy)} of {judged} pruned arms were stopped "
-        f"within the seeds' noise ({html.escape(NOISE_RULE)})</p>"
+        f"within the seeds' noise ({html.escape(noise_rule(decisions))})</p>"
     )
     if not noisy:
         return note

@@ -1,11 +1,11 @@
 """The run store: schema and queries (``db``), the tables (``schema``), claims (``claims``).
 
 Every SQL statement of costhill lives in this package; callers get typed rows (``Run``,
-``EpochRecord``) or plain dicts of the summary columns. It never imports JAX, so listing runs
-stays fast.
+``EpochRecord``, ``SweepPruning``) or plain dicts of the summary columns. It never imports JAX,
+so listing runs stays fast.
 """
 
-from .db import Store, load_run
+from .db import Store, SweepPruning, load_run
 from .schema import DEFAULT_STORE, DONE, EPOCH_COLUMNS, SCHEMA_VERSION, TRAINED
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRAINED",
     "Store",
+    "SweepPruning",
     "load_run",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -106,6 +106,14 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
             ) from None
 
     return read
+
+
+class SweepPruning(NamedTuple):
+    """What pruned a tuning sweep's trials: the pruner (``asha``, ``hyperband``, ``median``)
+    and the epoch metric it judged (``val_accuracy`` or ``val_cost``)."""
+
+    pruner: str
+    metric: str
 
 
 class Store(Claims):
@@ -506,7 +514,22 @@ class Store(Claims):
                 [(sweep, h, start + i) for i, h in enumerate(config_hashes)],
             )
 
+    def set_sweep_pruning(self, sweep: str, pruner: str, metric: str) -> None:
+        """Record that ``sweep``'s trials were pruned by ``pruner`` judging ``metric`` (a
+        resumed sweep runs its plan as it is now, so the latest plan's word stands)."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO sweep_pruning VALUES (?, ?, ?)", (sweep, pruner, metric)
+            )
+
     # -- reading -------------------------------------------------------------------------
+
+    def sweep_pruning(self, sweep: str) -> SweepPruning | None:
+        """The pruner of ``sweep`` and what it judged on, or None where none was recorded."""
+        row = self.db.execute(
+            "SELECT pruner, metric FROM sweep_pruning WHERE sweep = ?", (sweep,)
+        ).fetchone()
+        return None if row is None else SweepPruning(row["pruner"], row["metric"])
 
     def done_hashes(self, config_hashes: list[str]) -> set[str]:
         """Which of these configs already have a finished, diverged or pruned run."""

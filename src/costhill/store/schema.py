@@ -2,7 +2,7 @@
 
 from ..config import DEFAULT_STORE as DEFAULT_STORE
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +120,14 @@ CREATE TABLE IF NOT EXISTS training_state (
     optimizer_layout TEXT NOT NULL,
     optimizer BLOB NOT NULL
 );
+-- version 4: what a tuning sweep's pruner judged its trials on, so that compare weighs the
+-- pruner's decisions on the same signal (a sweep with no row here was not pruned, or was
+-- written before version 4, when every pruner judged validation accuracy)
+CREATE TABLE IF NOT EXISTS sweep_pruning (
+    sweep TEXT PRIMARY KEY,
+    pruner TEXT NOT NULL,
+    metric TEXT NOT NULL
+);
 """
 SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
@@ -146,5 +154,6 @@ EPOCH_COLUMNS = [
 # (split into statements at each semicolon, so the SQL's comments hold none).
 MIGRATIONS = {
     1: SCHEMA[SCHEMA.index("-- version 2") : SCHEMA.index("-- version 3")],
-    2: SCHEMA[SCHEMA.index("-- version 3") :],
+    2: SCHEMA[SCHEMA.index("-- version 3") : SCHEMA.index("-- version 4")],
+    3: SCHEMA[SCHEMA.index("-- version 4") :],
 }

@@ -366,6 +366,8 @@ def tune(
     reach each epoch (``_train_judged``); without a pruner, every run is a task of its own.
     """
     judged = isinstance(executor, InProcess)
+    if plan.search.prune != "none":  # so that compare weighs its decisions on the same signal
+        store.set_sweep_pruning(plan.name, plan.search.prune, plan.search.prune_metric)
     journal = open_journal(store)
     try:
         for index, (name, search) in enumerate(studies(plan)):
