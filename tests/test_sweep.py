@@ -411,6 +411,7 @@ def test_compare_weighs_a_pruners_decisions_on_the_metric_it_judged(invoke, stor
     text = " ".join(result.stdout.split())
     assert "1 of 1 pruned arms were stopped within the seeds' noise" in text
     assert "over matched seeds, in validation cost" in text
+    assert "pruned (stopped early by asha on validation cost; never compared or chosen)" in text
 
 
 @pytest.mark.parametrize(

@@ -243,6 +243,7 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
         assert f"{len(pruned) // 2} arms pruned" in text
         assert f"pruning decisions: {sum(noisy)} of {len(pruned) // 2} pruned arms" in text
         assert "over matched seeds, in validation accuracy" in text
+        assert "arms pruned (stopped early by asha on validation accuracy;" in text
         again = run_plan(plan, store)
         assert again.trained == 0 and again.skipped == 20  # pruned runs are not trained again
     exported = optuna.load_study(study_name="tuned", storage=url)

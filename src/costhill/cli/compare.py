@@ -158,8 +158,10 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
         f"performance profile (fraction of arms within τ× the fastest to target): {profile}"
     )
     if result.pruned:
+        from ..results.compare import pruned_by
+
         console.print(
-            f"pruned (stopped early by the tuning sweep's pruner; never compared or chosen): "
+            f"pruned (stopped early by {pruned_by(result.pruning)}; never compared or chosen): "
             f"{len(result.pruned)} arms, "
             + ", ".join(f"{r.label} best val {r.best_val.text()}" for r in result.pruned[:5])
             + (" …" if len(result.pruned) > 5 else "")

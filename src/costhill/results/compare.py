@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import StoreError
-from ..store import Store
+from ..store import Store, SweepPruning
 
 TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 AT_KINDS = ("epochs", "examples", "steps", "seconds")
@@ -140,6 +140,13 @@ NOISE_RULE = "the chosen arm's lead at that epoch under twice its standard error
 METRIC_WORDS = {"val_accuracy": "validation accuracy", "val_cost": "validation cost"}
 
 
+def pruned_by(pruning: SweepPruning | None) -> str:
+    """Who stopped a sweep's pruned arms, in words: ``asha on validation cost``."""
+    if pruning is None:  # a store from before version 4 kept no word of it
+        return "the tuning sweep's pruner"
+    return f"{pruning.pruner} on {METRIC_WORDS.get(pruning.metric, pruning.metric)}"
+
+
 def noise_rule(decisions: list[PruneDecision]) -> str:
     """``NOISE_RULE``, with what the decisions' pruner judged."""
     judged = sorted({METRIC_WORDS.get(d.metric, d.metric) for d in decisions})
@@ -168,6 +175,7 @@ class Comparison:
     pruned: list[ArmRow] = field(default_factory=list)
     decisions: list[PruneDecision] = field(default_factory=list)
     edges: list[AtTheEdge] = field(default_factory=list)
+    pruning: SweepPruning | None = None  # the sweep's pruner and what it judged, where stored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,6 +321,7 @@ def compare(
         edges=at_the_edge(
             by, [(row.label, row.arm) for row in chosen_rows], [row.arm for row in rows + pruned]
         ),
+        pruning=pruning,
     )
 
 

@@ -28,7 +28,14 @@ import numpy as np
 from ..errors import ConfigError, StoreError
 from ..records import Run
 from ..store import Store
-from .compare import AtTheEdge, PruneDecision, decided_on_noise, edge_text, noise_rule
+from .compare import (
+    AtTheEdge,
+    PruneDecision,
+    decided_on_noise,
+    edge_text,
+    noise_rule,
+    pruned_by,
+)
 
 PER_RUN_LIMIT = 30  # curves drawn one per run up to this many runs; aggregated past it
 HILL_RUN_LIMIT = 8  # runs with snapshots put on the report's hill
@@ -266,8 +273,8 @@ def _search_section(store: Store, sweep: str) -> str:
     stopped = [a for a in arms if a.pruned]
     if stopped:
         parts.append(
-            f"<p class='note'>{len(stopped)} arms pruned (stopped early on validation; never "
-            "compared or chosen)</p>"
+            f"<p class='note'>{len(stopped)} arms pruned (stopped early by "
+            f"{html.escape(pruned_by(store.sweep_pruning(sweep)))}; never compared or chosen)</p>"
             + _table(
                 ["arm", "epochs reached", "mean val acc there"],
                 [
