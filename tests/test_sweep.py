@@ -406,9 +406,7 @@ def test_compare_weighs_a_pruners_decisions_on_the_metric_it_judged(invoke, stor
     assert decision.metric == "val_cost" and decision.lead == pytest.approx(0.01 / 3)
     assert decision.standard_error == pytest.approx(0.012019, abs=1e-6)
     assert decision.within_noise is True
-    result = invoke("compare", "--sweep", "tuned", "--store", path)
-    assert result.exit_code == 0, result.output
-    text = " ".join(result.stdout.split())
+    text = _compared_tuned(invoke, path)
     assert "1 of 1 pruned arms were stopped within the seeds' noise" in text
     assert "over matched seeds, in validation cost" in text
     assert "pruned (stopped early by asha on validation cost; never compared or chosen)" in text
@@ -434,10 +432,15 @@ def test_a_chosen_arm_is_at_the_edge_of_what_its_group_tried(chosen, tried, expe
     assert [(e.setting, e.side) for e in edges] == expected
 
 
-def test_compare_cli_names_the_pruning_decisions_made_on_noise(invoke, pruned_store):
-    result = invoke("compare", "--sweep", "tuned", "--store", pruned_store)
+def _compared_tuned(invoke, store: Path) -> str:
+    """What ``costhill compare`` prints of the sweep ``tuned``, on one line."""
+    result = invoke("compare", "--sweep", "tuned", "--store", store)
     assert result.exit_code == 0, result.output
-    text = " ".join(result.stdout.split())
+    return " ".join(result.stdout.split())
+
+
+def test_compare_cli_names_the_pruning_decisions_made_on_noise(invoke, pruned_store):
+    text = _compared_tuned(invoke, pruned_store)
     assert "pruning decisions: 1 of 3 pruned arms were stopped within the seeds' noise" in text
     assert "a later rung ([prune] min_epochs)" in text
     assert "adam: lr=0.01 · optimizer=adam stopped at epoch 1, +0.0033 ± 0.0120" in text
