@@ -314,11 +314,14 @@ def _curve_run(
     curve: list[float],
     status: str,
     costs: list[float] | None = None,
+    opt: tuple[tuple[str, float], ...] = (),
 ) -> Run:
     """A run whose validation accuracy after each epoch is ``curve`` (and validation cost
-    ``costs``, or 1), stopped as ``status``."""
+    ``costs``, or 1), stopped as ``status``; ``opt`` its optimizer's own hyperparameters."""
     run = Run(
-        config=RunConfig(dataset="fashion-mnist-sample", optimizer=optimizer, lr=lr, seed=seed),
+        config=RunConfig(
+            dataset="fashion-mnist-sample", optimizer=optimizer, lr=lr, seed=seed, opt=opt
+        ),
         status=status,
         regime="mini-batch",
         batch_size=64,
@@ -432,11 +435,15 @@ def test_a_chosen_arm_is_at_the_edge_of_what_its_group_tried(chosen, tried, expe
     assert [(e.setting, e.side) for e in edges] == expected
 
 
-def _compared_tuned(invoke, store: Path) -> str:
-    """What ``costhill compare`` prints of the sweep ``tuned``, on one line."""
-    result = invoke("compare", "--sweep", "tuned", "--store", store)
+def _compared(invoke, store: Path, sweep: str, *flags: str) -> str:
+    """What ``costhill compare`` prints of ``sweep``, on one line."""
+    result = invoke("compare", "--sweep", sweep, "--store", store, *flags)
     assert result.exit_code == 0, result.output
     return " ".join(result.stdout.split())
+
+
+def _compared_tuned(invoke, store: Path) -> str:
+    return _compared(invoke, store, "tuned")
 
 
 def test_compare_cli_names_the_pruning_decisions_made_on_noise(invoke, pruned_store):
@@ -447,6 +454,97 @@ def test_compare_cli_names_the_pruning_decisions_made_on_noise(invoke, pruned_st
     assert "sgd: lr=1.0" not in text
     assert "at the edge of what was tried" in text
     assert "adam: lr=0.001 is the smallest of the 3 lr values tried" in text
+
+
+@pytest.fixture
+def betas_store(store_path):
+    """Adam tuned over lr and its own b1 (best at the largest b1 tried), beside SGD, which has
+    no b1: the optimizer's hyperparameter is a conditional setting."""
+    arms = {  # (optimizer, lr, b1): best validation accuracy at seeds 0, 1, 2
+        ("adam", 1e-3, 0.8): [0.80, 0.81, 0.79],
+        ("adam", 1e-3, 0.9): [0.84, 0.85, 0.83],
+        ("adam", 1e-3, 0.99): [0.87, 0.88, 0.86],
+        ("adam", 1e-2, 0.9): [0.70, 0.72, 0.71],
+        ("sgd", 0.1, None): [0.85, 0.84, 0.86],
+        ("sgd", 1.0, None): [0.60, 0.62, 0.61],
+    }
+    runs = [
+        _curve_run(optimizer, lr, seed, [0.5, val], "finished", opt=(("b1", b1),) if b1 else ())
+        for (optimizer, lr, b1), values in arms.items()
+        for seed, val in enumerate(values)
+    ]
+    return _saved_as_sweep(store_path, "betas", runs)
+
+
+def test_an_optimizers_own_hyperparameter_is_a_setting_of_its_arms_alone(betas_store):
+    import optuna
+
+    from costhill.errors import StoreError
+    from costhill.results.report import write_report
+    from costhill.results.studies import conditional_importance, export_study, importance
+
+    url = f"sqlite:///{betas_store.parent / 'optuna.db'}"
+    page = betas_store.parent / "report.html"
+    with Store(betas_store) as store:
+        result = compare(store, "betas")
+        by_b1 = compare(store, "betas", by="opt.b1")
+        overall = importance(store, "betas")
+        within = conditional_importance(store, "betas")
+        assert export_study(store, "betas", url) == 6
+        write_report(store, page, sweep="betas", with_hill=False, with_predictions=False)
+        with pytest.raises(StoreError, match=r"by 'b1': not a setting of sweep 'betas', whose"):
+            compare(store, "betas", by="b1")
+    assert result.varying == ["lr", "opt.b1", "optimizer"]
+    labels = {row.label for row in result.rows}
+    assert "lr=0.1 · optimizer=sgd" in labels  # no opt.b1 at all, not opt.b1=None
+    assert "lr=0.001 · opt.b1=0.99 · optimizer=adam" in labels
+    assert {c.group: c.chosen for c in result.choices} == {
+        "adam": "lr=0.001 · opt.b1=0.99 · optimizer=adam",
+        "sgd": "lr=0.1 · optimizer=sgd",
+    }
+    assert [(e.group, e.setting, e.side) for e in result.edges] == [("adam", "opt.b1", "largest")]
+    # Tuned within each b1: SGD's arms, which have none, form their own group.
+    tuned_by_b1 = {c.group: c.chosen for c in by_b1.choices}
+    assert set(tuned_by_b1) == {"0.8", "0.9", "0.99", "n/a"}
+    assert tuned_by_b1["n/a"] == "lr=0.1 · optimizer=sgd"
+    # Sweep-wide, b1 is weighed nowhere (SGD lacks it); within Adam's arms it is.
+    assert set(overall) == {"lr", "optimizer"}
+    assert set(within) == {"adam"} and set(within["adam"]) == {"lr", "opt.b1"}
+    assert sum(within["adam"].values()) == pytest.approx(1.0)
+    exported = optuna.load_study(study_name="betas", storage=url)
+    params = {(t.params["optimizer"], t.params["lr"]): t.params for t in exported.trials}
+    assert "opt.b1" not in params[("sgd", 0.1)]
+    assert params[("adam", 1e-2)]["opt.b1"] == pytest.approx(0.9)
+    text = page.read_text()
+    assert "<td class=l>opt.b1 (within optimizer=adam)</td>" in text
+    # b1's axis keeps its numbers, with SGD's arms at an n/a tick below them.
+    assert '"label":"opt.b1","ticktext":["n\\u002fa","0.8","0.895","0.99"]' in text
+
+
+def test_compare_cli_shows_an_optimizers_own_hyperparameter_as_its_own_column(
+    invoke, betas_store, tmp_path
+):
+    import csv
+    import io
+
+    result = invoke("compare", "--sweep", "betas", "--store", betas_store, "--csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert {r["opt.b1"] for r in rows if r["optimizer"] == "sgd"} == {""}
+    adam = sorted(float(r["opt.b1"]) for r in rows if r["optimizer"] == "adam")
+    assert adam == [0.8, 0.9, 0.9, 0.99]
+    text = _compared(invoke, betas_store, "betas", "--importance")
+    assert "opt.b1 " in text.split("within optimizer=adam: ")[1]
+    wrong = invoke("compare", "--sweep", "betas", "--store", betas_store, "--by", "b1")
+    assert wrong.exit_code != 0 and "Traceback" not in wrong.output
+    assert wrong.stderr.splitlines() == [
+        "Error: --by 'b1': not a setting of sweep 'betas', whose arms differ in lr, opt.b1, "
+        "optimizer"
+    ]
+    picture = tmp_path / "parallel.png"
+    drawn = invoke("plot", "parallel", "--sweep", "betas", "--store", betas_store, "--out", picture)
+    assert drawn.exit_code == 0, drawn.output
+    assert picture.stat().st_size > 10_000
 
 
 def test_compare_recomputes_time_to_a_new_target(compared_store):

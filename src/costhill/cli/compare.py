@@ -74,11 +74,13 @@ def compare(
     at = parse_budget(at_budget) if at_budget else None
     with Store(store_path, read_only=True) as store:
         result = run_compare(store, name, by=by, at=at, target=target)
-        shares = None
+        shares, within = None, {}
         if importance:
+            from ..results.studies import conditional_importance
             from ..results.studies import importance as param_importance
 
             shares = param_importance(store, name)
+            within = conditional_importance(store, name)
     if as_json:
         click.echo(result.to_json())
         return
@@ -90,10 +92,16 @@ def compare(
         return
     _print_comparison(name, result, by)
     if shares is not None:
-        make_console().print(
+        console = make_console()
+        console.print(
             "importance (fANOVA: share of the variance of mean best val acc): "
             + ", ".join(f"{key} {share:.2f}" for key, share in shares.items())
         )
+        for optimizer, among in within.items():
+            console.print(
+                f"  within optimizer={optimizer}: "
+                + ", ".join(f"{key} {share:.2f}" for key, share in among.items())
+            )
 
 
 def _print_comparison(name: str, result: Any, by: str) -> None:

@@ -32,6 +32,7 @@ FLAGS = {
     "store": "--store",
     "overrides": "--set",
     "at": "--at",
+    "by": "--by",
     "ray_address": "--ray",
     "tracking_uri": "--mlflow",
     "log_dir": "--tensorboard",

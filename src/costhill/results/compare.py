@@ -247,10 +247,34 @@ def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict
     return values
 
 
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored config's settings as a plan names them: each of the optimizer's hyperparameters
+    its own ``opt.NAME``, so that a sweep over Adam's ``b1`` varies ``opt.b1`` (a number, with a
+    range), not one opaque table that also tells the optimizers apart. An optimizer without that
+    hyperparameter has no ``opt.NAME`` at all: the setting is conditional, as in the plan.
+
+    >>> settings({"optimizer": "adam", "lr": 0.001, "opt": {"b1": 0.9}})
+    {'optimizer': 'adam', 'lr': 0.001, 'opt.b1': 0.9}
+    """
+    flat = {k: v for k, v in config.items() if k != "opt"}
+    opt = config.get("opt") or {}
+    flat.update((f"opt.{k}", v) for k, v in dict(opt).items())
+    return flat
+
+
 def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
-    """The settings (all but the seed) that differ between these stored configs, sorted."""
-    keys = sorted({k for c in configs for k in c} - {"seed"})
-    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    """The settings (``settings``, all but the seed) that differ between these stored configs,
+    sorted; an ``opt.NAME`` that some configs lack differs."""
+    flat = [settings(c) for c in configs]
+    keys = sorted({k for c in flat for k in c} - {"seed"})
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in flat}) > 1]
+
+
+def arm_settings(config: dict[str, Any], varying: list[str]) -> dict[str, Any]:
+    """The ``varying`` settings of one arm's config: those it has (an optimizer's hyperparameter
+    it lacks is left out, not set to None)."""
+    flat = settings(config)
+    return {k: flat.get(k) for k in varying if k in flat or not k.startswith("opt.")}
 
 
 def compare(
@@ -277,6 +301,12 @@ def compare(
         )
     configs = [r["config"] for r in runs + pruned_runs]
     varying = varying_settings(configs)
+    known_settings = sorted({k for c in configs for k in settings(c)} - {"seed"})
+    if by not in known_settings:
+        raise StoreError(
+            f"by {by!r}: not a setting of sweep {sweep!r}, whose arms differ in "
+            + (", ".join(varying) or "nothing")
+        )
     if target is None:
         stored = {c.get("target_accuracy") for c in configs}
         target = stored.pop() if len(stored) == 1 else None
@@ -325,6 +355,12 @@ def compare(
     )
 
 
+def group_of(arm: dict[str, Any], by: str) -> Any:
+    """The group an arm (its varying settings) tunes within: its value of ``by``; ``n/a`` for an
+    optimizer's hyperparameter its optimizer lacks; ``all`` where ``by`` does not vary."""
+    return arm.get(by, "n/a" if by.startswith("opt.") else "all")
+
+
 def at_the_edge(
     by: str, chosen: list[tuple[str, dict[str, Any]]], tried: list[dict[str, Any]]
 ) -> list[AtTheEdge]:
@@ -339,10 +375,10 @@ def at_the_edge(
       []
     """
     found = []
-    for label, settings in chosen:
-        group = settings.get(by, "all")
-        peers = [arm for arm in tried if arm.get(by, "all") == group]
-        for setting, value in settings.items():
+    for label, chosen_arm in chosen:
+        group = group_of(chosen_arm, by)
+        peers = [arm for arm in tried if group_of(arm, by) == group]
+        for setting, value in chosen_arm.items():
             if setting == by or not _is_number(value):
                 continue
             values = {arm[setting] for arm in peers if _is_number(arm.get(setting))}
@@ -368,10 +404,10 @@ def _decisions(
     """Each pruned arm (with ``stopped``, their runs in the same order) against the chosen arm
     of its group, where the group has one, on the epoch ``metric`` its pruner judged."""
     rows, stopped = pruned
-    kept = {str(row.arm.get(by, "all")): (row, members) for row, members in chosen}
+    kept = {str(group_of(row.arm, by)): (row, members) for row, members in chosen}
     found = []
     for row, members in zip(rows, stopped.values(), strict=True):
-        group = str(row.arm.get(by, "all"))
+        group = str(group_of(row.arm, by))
         if group not in kept:
             continue
         if decision := _decision(store, group, ((row, members), kept[group]), metric):
@@ -425,7 +461,7 @@ def _arm_row(
     at_values: dict[int, float] | None,
 ) -> ArmRow:
     """One arm's statistics over its seeds (``members``: its stored runs' summary rows)."""
-    arm = {k: members[0]["config"].get(k) for k in varying}
+    arm = arm_settings(members[0]["config"], varying)
     if recomputed is not None:
         to_target = [recomputed.get(r["run_id"]) for r in members]
     else:
@@ -465,7 +501,7 @@ def _tune(rows: list[ArmRow], by: str) -> tuple[list[Choice], list[ArmRow]]:
     """
     groups: dict[str, list[ArmRow]] = {}
     for row in rows:
-        groups.setdefault(str(row.arm.get(by, "all")), []).append(row)
+        groups.setdefault(str(group_of(row.arm, by)), []).append(row)
     choices, chosen = [], []
     for group, members in groups.items():
         scored = [m for m in members if m.best_val.mean is not None]

@@ -8,7 +8,7 @@ Figures are drawn from stored runs only (``Run`` objects from the store), never 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -410,26 +410,64 @@ def plot_misclassified(
     return written[0] if written else None
 
 
+NOT_APPLICABLE = "n/a"  # a conditional setting the arm's optimizer does not have
+
+
+class ParallelAxis(NamedTuple):
+    """One parallel-coordinates axis: its label, each line's position on it, and tick labels
+    where the positions are not the values themselves (``(position, text)`` pairs)."""
+
+    label: str
+    positions: list[float]
+    ticks: list[tuple[float, str]]
+
+
+def parallel_axis(name: str, raw: list[Any]) -> ParallelAxis:
+    """An axis for setting ``name`` given each line's value: numbers as they are (log10 where all
+    are positive and span a decade), anything else as evenly spaced named levels. A value that is
+    None (an optimizer's hyperparameter on an arm of another optimizer) sits at an ``n/a`` tick
+    below the numbers, so a conditional setting keeps its numeric scale.
+
+    >>> parallel_axis("opt.b1", [0.9, 0.99, None]).positions[2] < 0.9
+    True
+    >>> parallel_axis("optimizer", ["sgd", "adam"]).ticks
+    [(0.0, 'adam'), (1.0, 'sgd')]
+    """
+    present = [v for v in raw if v is not None]
+    numeric = bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+    if not numeric:
+        levels = sorted({NOT_APPLICABLE if v is None else str(v) for v in raw})
+        positions = [float(levels.index(NOT_APPLICABLE if v is None else str(v))) for v in raw]
+        return ParallelAxis(name, positions, [(float(i), t) for i, t in enumerate(levels)])
+    values = np.array(present, dtype=np.float64)
+    if (values > 0).all() and values.max() / values.min() >= 10:
+        values, name = np.log10(values), f"log10 {name}"
+    if len(present) == len(raw):
+        return ParallelAxis(name, values.tolist(), [])
+    low, high = float(values.min()), float(values.max())
+    missing = low - 0.2 * ((high - low) or 1.0)
+    found = iter(values.tolist())
+    positions = [missing if v is None else next(found) for v in raw]
+    ticks = [(missing, NOT_APPLICABLE)] + [
+        (float(t), f"{t:.3g}") for t in np.linspace(low, high, 3 if high > low else 1)
+    ]
+    return ParallelAxis(name, positions, ticks)
+
+
 def plot_parallel(rows: list[dict[str, Any]], axes: list[str], out: str | Path) -> Path:
-    """Parallel coordinates of a sweep: one vertical axis per hyperparameter (log-scaled where
-    all positive and spanning a decade), lines coloured by best validation accuracy."""
+    """Parallel coordinates of a sweep: one vertical axis per hyperparameter (see
+    ``parallel_axis``), lines coloured by best validation accuracy."""
     import matplotlib
 
     fig, ax = _figure(10, 5.5)
     columns = []
     for name in axes:
-        raw = [r.get(name) for r in rows]
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-        if numeric:
-            values = np.array(raw, dtype=np.float64)
-            if (values > 0).all() and values.max() / values.min() >= 10:
-                values = np.log10(values)
-                name = f"log10 {name}"
-        else:
-            levels = sorted({str(v) for v in raw})
-            values = np.array([levels.index(str(v)) for v in raw], dtype=np.float64)
+        axis = parallel_axis(name, [r.get(name) for r in rows])
+        values = np.array(axis.positions, dtype=np.float64)
         span = values.max() - values.min()
-        columns.append((name, (values - values.min()) / (span if span else 1.0)))
+        columns.append((axis.label, (values - values.min()) / (span if span else 1.0)))
     scores = np.array([r.get("best_val_accuracy") or 0.0 for r in rows])
     cmap = matplotlib.colormaps["viridis"]
     norm = matplotlib.colors.Normalize(

@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,10 +247,10 @@ def _search_section(store: Store, sweep: str) -> str:
     validation accuracy), each setting's importance (fANOVA), and the arms pruned."""
     import plotly.graph_objects as go
 
-    from .studies import importance, sweep_arms
+    from .studies import conditional_importance, importance, sweep_arms
 
     arms, varying = sweep_arms(store, sweep)
-    dimensions = [_dimension(key, [a.params[key] for a in arms]) for key in varying]
+    dimensions = [_dimension(key, [a.params.get(key) for a in arms]) for key in varying]
     values = [None if a.pruned else a.value for a in arms]
     dimensions.append({"label": "mean best val acc", "values": [v or 0.0 for v in values]})
     fig = go.Figure(
@@ -267,9 +266,10 @@ def _search_section(store: Store, sweep: str) -> str:
     except StoreError as err:  # one arm, or scikit-learn missing: say so, draw the rest
         parts.append(f"<p class='note'>importance: {html.escape(str(err))}</p>")
     else:
-        parts.append(
-            _table(["setting", "importance (fANOVA)"], [[k, f"{v:.3f}"] for k, v in shares.items()])
-        )
+        rows = [[k, f"{v:.3f}"] for k, v in shares.items()]
+        for optimizer, among in conditional_importance(store, sweep).items():
+            rows += [[f"{k} (within optimizer={optimizer})", f"{v:.3f}"] for k, v in among.items()]
+        parts.append(_table(["setting", "importance (fANOVA)"], rows))
     stopped = [a for a in arms if a.pruned]
     if stopped:
         parts.append(
@@ -291,20 +291,15 @@ def _search_section(store: Store, sweep: str) -> str:
 
 
 def _dimension(key: str, values: list[Any]) -> dict[str, Any]:
-    """One parallel-coordinates axis: numbers as they are (log10 where they span decades),
-    anything else as evenly spaced ticks labelled with its values."""
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        positive = all(v > 0 for v in values)
-        if positive and max(values) / min(values) >= 10:
-            return {"label": f"log10 {key}", "values": [math.log10(v) for v in values]}
-        return {"label": key, "values": values}
-    names = sorted({str(v) for v in values})
-    return {
-        "label": key,
-        "values": [names.index(str(v)) for v in values],
-        "tickvals": list(range(len(names))),
-        "ticktext": names,
-    }
+    """One Plotly parallel-coordinates axis, placed as ``plots.parallel_axis`` places it."""
+    from .plots import parallel_axis
+
+    axis = parallel_axis(key, values)
+    dimension: dict[str, Any] = {"label": axis.label, "values": axis.positions}
+    if axis.ticks:
+        dimension["tickvals"] = [position for position, _ in axis.ticks]
+        dimension["ticktext"] = [text for _, text in axis.ticks]
+    return dimension
 
 
 def _curves_section(runs: list[Run]) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import StoreError
 from ..store import Store
-from .compare import arm_key, varying_settings
+from .compare import arm_key, arm_settings, varying_settings
 
 STATUSES = ("finished", "diverged", "pruned")
 
@@ -60,7 +60,7 @@ def _arm(members: list[dict], varying: list[str], epochs: dict[int, dict[int, fl
         seen = [epochs[m["run_id"]][step] for m in members if step in epochs.get(m["run_id"], {})]
         per_epoch[step] = sum(seen) / len(seen)
     return Arm(
-        params={k: _plain(members[0]["config"].get(k)) for k in varying},
+        params={k: _plain(v) for k, v in arm_settings(members[0]["config"], varying).items()},
         value=sum(best) / len(best),
         pruned=any(m["status"] == "pruned" for m in members),
         per_epoch=per_epoch,
@@ -82,7 +82,7 @@ def _distributions(arms: list[Arm], varying: list[str]) -> dict[str, Any]:
 
     found: dict[str, Any] = {}
     for key in varying:
-        values = [a.params[key] for a in arms]
+        values = [a.params[key] for a in arms if key in a.params]
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if numeric and len(set(values)) > 2:
             low, high = float(min(values)), float(max(values))
@@ -106,7 +106,7 @@ def _trials(arms: list[Arm], varying: list[str]) -> list[Any]:
         trials.append(
             optuna.trial.create_trial(
                 params=params,
-                distributions=distributions,
+                distributions={k: distributions[k] for k in params},
                 value=None if arm.pruned else arm.value,
                 intermediate_values=arm.per_epoch,
                 state=state,
@@ -138,15 +138,29 @@ def export_study(store: Store, sweep: str, storage_url: str) -> int:
     return len(arms)
 
 
-def importance(store: Store, sweep: str) -> dict[str, float]:
+def importance(
+    store: Store, sweep: str, *, within: tuple[str, Any] | None = None
+) -> dict[str, float]:
     """Each varying setting's share of the variance of the arms' value (Optuna's fANOVA over the
-    finished arms; a fixed seed, so the same store gives the same shares)."""
+    finished arms; a fixed seed, so the same store gives the same shares).
+
+    Over the whole sweep, an optimizer's own hyperparameter (``opt.NAME``) counts only where
+    every finished arm has it, as Optuna weighs conditional parameters; ``within = (setting,
+    value)`` weighs the arms with that value alone (e.g. ``("optimizer", "adam")``), over the
+    settings that vary among them, so Adam's ``opt.b1`` gets its share there.
+    """
     import optuna
 
     arms, varying = sweep_arms(store, sweep)
     finished = [a for a in arms if not a.pruned]
+    if within is not None:
+        key, value = within
+        finished = [a for a in finished if a.params.get(key) == value]
+        varying = [k for k in varying if len({repr(a.params.get(k)) for a in finished}) > 1]
+        finished = [replace(a, params={k: a.params[k] for k in varying}) for a in finished]
     if len(finished) < 2 or not varying:
-        raise StoreError(f"sweep {sweep!r}: importance needs two finished arms that differ")
+        among = f" among {within[0]}={within[1]}" if within else ""
+        raise StoreError(f"sweep {sweep!r}: importance needs two finished arms that differ{among}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")
     study.add_trials(_trials(finished, varying))
@@ -155,3 +169,23 @@ def importance(store: Store, sweep: str) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except ImportError as err:
         raise StoreError(f"importance: {err} (pip install 'costhill[importance]')") from None
+
+
+def conditional_importance(store: Store, sweep: str) -> dict[str, dict[str, float]]:
+    """For each optimizer with hyperparameters of its own that vary (``opt.NAME``) in a sweep of
+    several optimizers, ``importance`` within that optimizer's arms: the shares the sweep-wide
+    importance cannot give them. Optimizers with too few finished arms are left out."""
+    arms, varying = sweep_arms(store, sweep)
+    if "optimizer" not in varying:
+        return {}
+    found = {}
+    for optimizer in sorted({str(a.params["optimizer"]) for a in arms}):
+        own = [a for a in arms if a.params["optimizer"] == optimizer]
+        own_varying = [k for k in varying if len({repr(a.params.get(k)) for a in own}) > 1]
+        if not any(k.startswith("opt.") for k in own_varying):
+            continue
+        try:
+            found[optimizer] = importance(store, sweep, within=("optimizer", optimizer))
+        except StoreError:
+            continue
+    return found
