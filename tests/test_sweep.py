@@ -534,6 +534,10 @@ def test_compare_cli_shows_an_optimizers_own_hyperparameter_as_its_own_column(
     adam = sorted(float(r["opt.b1"]) for r in rows if r["optimizer"] == "adam")
     assert adam == [0.8, 0.9, 0.9, 0.99]
     text = _compared(invoke, betas_store, "betas", "--importance")
+    assert "sweep betas · 6 arms · no target" in text  # not "target None"
+    assert "performance profile: none (the sweep has no target; --target sets one)" in text
+    missed = _compared(invoke, betas_store, "betas", "--target", "0.95")
+    assert "performance profile: no arm reached the target at every seed" in missed
     assert "opt.b1 " in text.split("within optimizer=adam: ")[1]
     wrong = invoke("compare", "--sweep", "betas", "--store", betas_store, "--by", "b1")
     assert wrong.exit_code != 0 and "Traceback" not in wrong.output

@@ -108,7 +108,8 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
     from rich.table import Table
 
     console = make_console()
-    table = Table(title=f"sweep {name} · {len(result.rows)} arms · target {result.target}")
+    target = "no target" if result.target is None else f"target {result.target:g}"
+    table = Table(title=f"sweep {name} · {len(result.rows)} arms · {target}")
     for column in (
         "arm",
         "seeds",
@@ -158,13 +159,21 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
             "at the edge of what was tried (the best may lie beyond it: widen the range): "
             + "; ".join(edge_text(edge) for edge in result.edges)
         )
-    profile = ", ".join(
-        f"τ={t:g}: {f:.2f}"
-        for t, f in zip(result.profile["tau"], result.profile["fraction"], strict=True)
-    )
-    console.print(
-        f"performance profile (fraction of arms within τ× the fastest to target): {profile}"
-    )
+    if not any(row.reached == len(row.seeds) for row in result.rows):
+        # Every fraction would be 0: say why instead of printing a row of zeros.
+        console.print(
+            "performance profile: no arm reached the target at every seed"
+            if result.target is not None
+            else "performance profile: none (the sweep has no target; --target sets one)"
+        )
+    else:
+        profile = ", ".join(
+            f"τ={t:g}: {f:.2f}"
+            for t, f in zip(result.profile["tau"], result.profile["fraction"], strict=True)
+        )
+        console.print(
+            f"performance profile (fraction of arms within τ× the fastest to target): {profile}"
+        )
     if result.pruned:
         from ..results.compare import pruned_by
 

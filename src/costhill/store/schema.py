@@ -122,7 +122,8 @@ CREATE TABLE IF NOT EXISTS training_state (
 );
 -- version 4: what a tuning sweep's pruner judged its trials on, so that compare weighs the
 -- pruner's decisions on the same signal (a sweep with no row here was not pruned, or was
--- written before version 4, when every pruner judged validation accuracy)
+-- written before version 4; compare then assumes validation accuracy, the default metric,
+-- though such a sweep may have judged validation cost: a rerun writes its row)
 CREATE TABLE IF NOT EXISTS sweep_pruning (
     sweep TEXT PRIMARY KEY,
     pruner TEXT NOT NULL,
