@@ -727,8 +727,14 @@ class Store(Claims):
 
 
 def _statements(sql: str) -> list[str]:
-    """The statements of a script of the schema (whose comments hold no semicolon)."""
-    return [statement for statement in sql.split(";") if statement.strip()]
+    r"""The statements of a script of the schema, its ``--`` comments dropped first so that a
+    semicolon in one cannot split a statement (the schema has no string literal with ``--``).
+
+    >>> _statements("-- a note; with a semicolon\nCREATE TABLE t (x);\n-- end")
+    ['\nCREATE TABLE t (x)']
+    """
+    bare = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [statement for statement in bare.split(";") if statement.strip()]
 
 
 def _still_running(row: dict[str, Any]) -> bool:

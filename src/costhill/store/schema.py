@@ -122,8 +122,8 @@ CREATE TABLE IF NOT EXISTS training_state (
 );
 -- version 4: what a tuning sweep's pruner judged its trials on, so that compare weighs the
 -- pruner's decisions on the same signal (a sweep with no row here was not pruned, or was
--- written before version 4; compare then assumes validation accuracy, the default metric,
--- though such a sweep may have judged validation cost: a rerun writes its row)
+-- written before version 4: compare then assumes validation accuracy, the default metric,
+-- though such a sweep may have judged validation cost, and a rerun writes its row)
 CREATE TABLE IF NOT EXISTS sweep_pruning (
     sweep TEXT PRIMARY KEY,
     pruner TEXT NOT NULL,
@@ -152,7 +152,7 @@ EPOCH_COLUMNS = [
 ]
 
 # What turns a store of schema version N into N + 1, run in one transaction after a backup
-# (split into statements at each semicolon, so the SQL's comments hold none).
+# (split into statements at each semicolon outside its comments).
 MIGRATIONS = {
     1: SCHEMA[SCHEMA.index("-- version 2") : SCHEMA.index("-- version 3")],
     2: SCHEMA[SCHEMA.index("-- version 3") : SCHEMA.index("-- version 4")],
