@@ -94,14 +94,14 @@ def compare(
     if shares is not None:
         console = make_console()
         console.print(
-            "importance (fANOVA: share of the variance of mean best val acc): "
-            + ", ".join(f"{key} {share:.2f}" for key, share in shares.items())
+            "importance (fANOVA: share of the variance of mean best val acc): " + _shares(shares)
         )
         for optimizer, among in within.items():
-            console.print(
-                f"  within optimizer={optimizer}: "
-                + ", ".join(f"{key} {share:.2f}" for key, share in among.items())
-            )
+            console.print(f"  within optimizer={optimizer}: " + _shares(among))
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{key} {share:.2f}" for key, share in shares.items())
 
 
 def _print_comparison(name: str, result: Any, by: str) -> None:
@@ -159,8 +159,9 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
             "at the edge of what was tried (the best may lie beyond it: widen the range): "
             + "; ".join(edge_text(edge) for edge in result.edges)
         )
-    if not any(row.reached == len(row.seeds) for row in result.rows):
-        # Every fraction would be 0: say why instead of printing a row of zeros.
+    if not any(result.profile["fraction"]):
+        # No arm reached the target at every seed (the fastest one counts at τ=1): say why
+        # instead of printing a row of zeros.
         console.print(
             "performance profile: no arm reached the target at every seed"
             if result.target is not None

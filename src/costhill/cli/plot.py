@@ -122,10 +122,10 @@ def _draw(
     rows = store.sweep_runs(sweep)
     if kind == "lr":
         return plots.plot_lr_sensitivity(_lr_points(rows), out)
-    from ..results.compare import compare, settings
+    from ..results.compare import arm_settings, compare
 
     varying = compare(store, str(sweep)).varying
-    flat = [{**{k: settings(r["config"]).get(k) for k in varying}, **r} for r in rows]
+    flat = [{**arm_settings(r["config"], varying), **r} for r in rows]
     return plots.plot_parallel(flat, [k for k in varying if k != "seed"], out)
 
 

@@ -355,10 +355,13 @@ def compare(
     )
 
 
+NOT_APPLICABLE = "n/a"  # the value of a conditional setting on an arm that lacks it
+
+
 def group_of(arm: dict[str, Any], by: str) -> Any:
     """The group an arm (its varying settings) tunes within: its value of ``by``; ``n/a`` for an
     optimizer's hyperparameter its optimizer lacks; ``all`` where ``by`` does not vary."""
-    return arm.get(by, "n/a" if by.startswith("opt.") else "all")
+    return arm.get(by, NOT_APPLICABLE if by.startswith("opt.") else "all")
 
 
 def at_the_edge(

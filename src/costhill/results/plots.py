@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..records import Run
+from .compare import NOT_APPLICABLE
 
 X_AXES = ("step", "epoch", "seconds")
 MAX_POINTS = 4000  # per-step curves longer than this are drawn as block means
@@ -408,9 +409,6 @@ def plot_misclassified(
         ax.set_title(f"{names[label]}\n→ {names[guess]}", fontsize=6.5)
     written = _save(fig, out)
     return written[0] if written else None
-
-
-NOT_APPLICABLE = "n/a"  # a conditional setting the arm's optimizer does not have
 
 
 class ParallelAxis(NamedTuple):

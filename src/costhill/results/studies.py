@@ -149,26 +149,8 @@ def importance(
     value)`` weighs the arms with that value alone (e.g. ``("optimizer", "adam")``), over the
     settings that vary among them, so Adam's ``opt.b1`` gets its share there.
     """
-    import optuna
-
     arms, varying = sweep_arms(store, sweep)
-    finished = [a for a in arms if not a.pruned]
-    if within is not None:
-        key, value = within
-        finished = [a for a in finished if a.params.get(key) == value]
-        varying = [k for k in varying if len({repr(a.params.get(k)) for a in finished}) > 1]
-        finished = [replace(a, params={k: a.params[k] for k in varying}) for a in finished]
-    if len(finished) < 2 or not varying:
-        among = f" among {within[0]}={within[1]}" if within else ""
-        raise StoreError(f"sweep {sweep!r}: importance needs two finished arms that differ{among}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
-    study.add_trials(_trials(finished, varying))
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    try:
-        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
-    except ImportError as err:
-        raise StoreError(f"importance: {err} (pip install 'costhill[importance]')") from None
+    return _importance(sweep, arms, varying, within)
 
 
 def conditional_importance(store: Store, sweep: str) -> dict[str, dict[str, float]]:
@@ -181,11 +163,40 @@ def conditional_importance(store: Store, sweep: str) -> dict[str, dict[str, floa
     found = {}
     for optimizer in sorted({str(a.params["optimizer"]) for a in arms}):
         own = [a for a in arms if a.params["optimizer"] == optimizer]
-        own_varying = [k for k in varying if len({repr(a.params.get(k)) for a in own}) > 1]
-        if not any(k.startswith("opt.") for k in own_varying):
+        if not any(k.startswith("opt.") for k in _varying_among(own, varying)):
             continue
         try:
-            found[optimizer] = importance(store, sweep, within=("optimizer", optimizer))
+            found[optimizer] = _importance(sweep, arms, varying, ("optimizer", optimizer))
         except StoreError:
             continue
     return found
+
+
+def _varying_among(arms: list[Arm], keys: list[str]) -> list[str]:
+    """Those of ``keys`` whose value differs between ``arms`` (absent counts as a value)."""
+    return [k for k in keys if len({repr(a.params.get(k)) for a in arms}) > 1]
+
+
+def _importance(
+    sweep: str, arms: list[Arm], varying: list[str], within: tuple[str, Any] | None
+) -> dict[str, float]:
+    """``importance`` of arms already read."""
+    import optuna
+
+    finished = [a for a in arms if not a.pruned]
+    if within is not None:
+        key, value = within
+        finished = [a for a in finished if a.params.get(key) == value]
+        varying = _varying_among(finished, varying)
+        finished = [replace(a, params={k: a.params[k] for k in varying}) for a in finished]
+    if len(finished) < 2 or not varying:
+        among = f" among {within[0]}={within[1]}" if within else ""
+        raise StoreError(f"sweep {sweep!r}: importance needs two finished arms that differ{among}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(_trials(finished, varying))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    try:
+        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except ImportError as err:
+        raise StoreError(f"importance: {err} (pip install 'costhill[importance]')") from None
