@@ -62,6 +62,14 @@ def test_the_issue_s_example_plan_works_as_written():
             r"lr-demo.toml:19: beta1: adam has no hyperparameter 'beta1'",
         ),
         (("num = 7", "num = 0"), r"lr-demo.toml:14: lr: num must be a positive integer"),
+        (
+            ("log = [1e-3, 1e0]", "log = [1e0, 1e-3]"),
+            r"lr-demo.toml:14: lr: log = \[1, 0.001\]: low must be below high",
+        ),
+        (
+            ("log = [1e-3, 1e0]", "log = [0, 1e0]"),
+            r"lr-demo.toml:14: lr: log = \[0, 1\]: a log range must be above 0",
+        ),
         (("seeds = [0, 1, 2]", "seeds = [-1]"), r"lr-demo.toml:6: seeds:"),
         (("epochs = 5", "epochs = 0"), r"lr-demo.toml:4: epochs: must be a positive number"),
         (("epochs = 5", "epochs = 5\nsteps = 100"), "exactly one budget"),

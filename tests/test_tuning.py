@@ -314,8 +314,29 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
             r"tuned.toml:{line}: startups: search has no option 'startups'; valid: startup, seed, "
             "batch",
         ),
-        ('[search]\nsampler = "tpe"\nbatch = 0\n', r"tuned.toml:{line}: batch: search: batch \("),
-        ('[prune]\nrule = "median"\nstartup = -1\n', r"tuned.toml:{line}: startup: prune median: "),
+        (
+            '[search]\nsampler = "tpe"\nbatch = 0\n',
+            r"tuned.toml:{line}: batch: search: batch must be a whole number, 1 or more \(got 0\)",
+        ),
+        (
+            '[prune]\nrule = "median"\nstartup = -1\n',
+            r"tuned.toml:{line}: startup: prune median: startup must be a whole number, 0 or more",
+        ),
+        (
+            '[prune]\nrule = "asha"\nreduction = 1\n',
+            r"tuned.toml:{line}: reduction: prune asha: reduction must be a whole number, 2 or "
+            r"more \(got 1\)",
+        ),
+        (
+            '[prune]\nrule = "hyperband"\nmin_epochs = 0\n',
+            r"tuned.toml:{line}: min_epochs: prune hyperband: min_epochs must be a whole number, "
+            r"1 or more \(got 0\)",
+        ),
+        (
+            '[prune]\nrule = "asha"\nmin_epochs = 3\n',
+            r"tuned.toml:{line}: min_epochs: prune asha judges trials from epoch 3, but the plan "
+            "trains 3 epochs: the first judged epoch must come before the last",
+        ),
         (
             '[prune]\nrule = "asha"\nmetric = "val_loss"\n',
             r"tuned.toml:{line}: metric: prune asha: 'val_loss': unknown metric; valid: "

@@ -94,6 +94,10 @@ PRUNE_OPTIONS: dict[str, dict[str, int]] = {
     "hyperband": {"min_epochs": 1, "reduction": 3},
     "median": {"min_epochs": 1, "startup": 5},
 }
+# The least a sampler or pruner option may be (any other: 0). A batch of no trials asks
+# nothing, epoch 0 is before any training, and successive halving keeps one trial in
+# ``reduction`` at each rung: Optuna refuses a reduction below 2.
+OPTION_MINIMUMS = {"batch": 1, "min_epochs": 1, "reduction": 2}
 # What a pruner judges a trial's seeds on after each epoch (``[prune] metric``).
 PRUNE_METRICS = ("val_accuracy", "val_cost")
 
@@ -216,8 +220,10 @@ def _range_values(
     ):
         raise lines.error(key, f"{kind} must be [low, high]")
     low, high = (float(v) for v in low_high)
-    if not low < high or (kind == "log" and low <= 0):
-        raise lines.error(key, f"{kind} = [{low:g}, {high:g}] is not a valid range")
+    if not low < high:
+        raise lines.error(key, f"{kind} = [{low:g}, {high:g}]: low must be below high")
+    if kind == "log" and low <= 0:
+        raise lines.error(key, f"log = [{low:g}, {high:g}]: a log range must be above 0")
     if "num" not in spec:
         if not random:
             raise lines.error(key, f"a grid needs num = N beside {kind}")
@@ -368,8 +374,6 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     if sampler and search != "tpe":
         raise lines.error("search", f"{search} search takes no options")
     options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
-    if options.get("batch", 1) < 1:
-        raise lines.error("batch", "search: batch (trials asked at a time) must be at least 1")
     prune, prune_options, metric = _prune(raw.get("prune", "none"), lines=lines)
     if prune != "none" and search != "tpe":
         raise lines.error("prune", "pruning needs search = 'tpe' (it judges trials as they train)")
@@ -397,13 +401,17 @@ def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
 def _options(
     given: dict[str, Any], defaults: dict[str, int], *, key: str, lines: _Lines
 ) -> dict[str, int]:
-    """``defaults`` updated by ``given``, whose keys must be among them, each a whole number."""
+    """``defaults`` updated by ``given``, whose keys must be among them, each a whole number
+    of at least its ``OPTION_MINIMUMS``."""
     for option, value in given.items():
         if option not in defaults:
             valid = ", ".join(defaults) or "none"
             raise lines.error(option, f"{key} has no option {option!r}; valid: {valid}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise lines.error(option, f"{key}: {option} must be a whole number")
+        least = OPTION_MINIMUMS.get(option, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise lines.error(
+                option, f"{key}: {option} must be a whole number, {least} or more (got {value!r})"
+            )
     return {**defaults, **given}
 
 
@@ -426,6 +434,14 @@ def _tuning(
         raise lines.error("validation", "a tpe search judges trials on validation: it cannot be 0")
     if not axes and not arms:
         raise lines.error("search", "a tpe search needs axes to search")
+    first_judged = search.prune_options.get("min_epochs", 0)
+    if first_judged >= budget.amount:
+        # A trial is stopped after an epoch it was judged at: the last epoch stops nothing.
+        raise lines.error(
+            "min_epochs" if lines.of("min_epochs") else "prune",
+            f"prune {search.prune} judges trials from epoch {first_judged}, but the plan trains "
+            f"{budget.amount:g} epochs: the first judged epoch must come before the last",
+        )
     search = dataclasses.replace(
         search, axes=axes, arms=tuple(arms), seeds=tuple(seeds), settings=settings
     )
