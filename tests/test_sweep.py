@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -739,3 +740,30 @@ def _sweep_rows_and_costs(path, plan, *, cohorts):
         rows = {r["config_hash"]: r for r in store.sweep_runs(plan.name)}
         costs = {key: np.asarray(store.load(r["run_id"]).step_costs[0]) for key, r in rows.items()}
     return rows, costs
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("bogus://x", r"cannot be used \(Can't load plugin: sqlalchemy.dialects:bogus\)$"),
+        ("notaurl", r"cannot be used \(Could not parse SQLAlchemy URL"),
+        ("sqlite:////no/such/dir/x.db", r"cannot be used \(.*unable to open database file\)$"),
+    ],
+)
+def test_an_optuna_storage_that_cannot_be_used_gets_one_line_naming_the_flag(
+    invoke, betas_store, url, reason
+):
+    result = invoke("export", "--sweep", "betas", "--store", betas_store, "--optuna", url)
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert re.search(rf"--optuna {re.escape(url)}: {reason}", lines[0]), lines[0]
+
+
+def test_an_optuna_study_already_there_is_refused_not_overwritten(invoke, betas_store):
+    url = f"sqlite:///{betas_store.parent / 'studies.db'}"
+    first = invoke("export", "--sweep", "betas", "--store", betas_store, "--optuna", url)
+    assert first.exit_code == 0, first.output
+    again = invoke("export", "--sweep", "betas", "--store", betas_store, "--optuna", url)
+    assert again.exit_code != 0
+    assert f"--optuna {url}: already holds a study named 'betas'" in again.output

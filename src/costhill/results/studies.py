@@ -120,6 +120,7 @@ def export_study(store: Store, sweep: str, storage_url: str) -> int:
     """Write ``sweep`` as the Optuna study of that name at ``storage_url``; returns the number
     of trials written. A study of that name already there is refused, not overwritten."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError  # Optuna's own storage layer: present with it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     arms, varying = sweep_arms(store, sweep)
@@ -131,8 +132,10 @@ def export_study(store: Store, sweep: str, storage_url: str) -> int:
         raise StoreError(
             f"storage_url {storage_url}: already holds a study named {sweep!r}"
         ) from None
-    except (ValueError, ImportError) as err:
-        raise StoreError(f"storage_url {storage_url}: cannot be used ({err})") from None
+    except (ValueError, ImportError, SQLAlchemyError) as err:
+        # SQLAlchemy appends a "Background on this error" link on a line of its own.
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise StoreError(f"storage_url {storage_url}: cannot be used ({reason})") from None
     study.set_user_attr("made_by", "costhill export --optuna")
     study.add_trials(_trials(arms, varying))
     return len(arms)
