@@ -127,6 +127,20 @@ def test_set_overrides_plan_settings():
         parse_set(("epochs",))
 
 
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("epochs=-1", r"^overrides epochs: must be a positive number$"),
+        ("target=3", r"^overrides target: must be an accuracy in \(0, 1\]$"),
+        ("search=bayes", r"^overrides search: must be 'grid', 'random' or 'tpe'$"),
+    ],
+)
+def test_a_bad_override_is_blamed_not_the_files_line_it_replaced(pair, message):
+    # EXAMPLE's own line 4 says epochs = 5: pointing there would send the user to a good line.
+    with pytest.raises(ConfigError, match=message):
+        parse_plan(EXAMPLE, source="x.toml", overrides=parse_set((pair,)))
+
+
 @pytest.mark.parametrize("name", bundled_plans())
 def test_bundled_plans_parse(name):
     plan = load_plan(name)

@@ -158,9 +158,11 @@ class Plan:
 class _Lines:
     """Finds the line a key was written on, so errors can point at it (tomllib does not say)."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, overridden: frozenset[str] = frozenset()) -> None:
         self.lines = text.splitlines()
         self.source = source
+        # Top-level keys whose value came from --set: the file's line for them is not the culprit.
+        self.overridden = overridden
 
     def of(self, key: str, *, after: int = 0) -> int | None:
         pattern = re.compile(rf"^\s*(\[+\s*)?([\w.]*\.)?{re.escape(key)}\s*(=|\])")
@@ -179,6 +181,8 @@ class _Lines:
         return found[index] if index < len(found) else 0
 
     def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
+        if key in self.overridden and not after:
+            return ConfigError(f"overrides {key}: {message}")
         line = self.of(key.split(".")[-1], after=after) or self.of(key.split(".")[-1])
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {key}: {message}")
@@ -241,6 +245,7 @@ class _Anchored(_Lines):
 
     def __init__(self, lines: _Lines, after: int) -> None:
         self.lines, self.source, self.after = lines.lines, lines.source, after
+        self.overridden = lines.overridden
 
     def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
         return super().error(key, message, after=after or self.after)
@@ -272,7 +277,7 @@ def _points(
 
 def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = None) -> Plan:
     """Parse and fully validate a plan; ``overrides`` (``--set``) replace top-level settings."""
-    lines = _Lines(text, source)
+    lines = _Lines(text, source, frozenset(overrides or {}))
     raw = _read(text, source=source, overrides=overrides or {}, lines=lines)
     budget = _budget(raw, lines=lines)
     target = raw.get("target")
