@@ -288,6 +288,44 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
     assert len({r["config_hash"] for r in runs}) == len(runs)
 
 
+def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store_path):
+    small = PLAN.replace("epochs = 3", "epochs = 1").replace("seeds = [0, 1]", "seeds = [0]")
+
+    def plan(trials: int, adam_lr: str = "{log = [1e-4, 1e-1]}", sgd_lr: str = "") -> Any:
+        text = small.format(trials=trials, prune="none").replace(
+            "lr = {log = [1e-4, 1e-1]}", f"lr = {adam_lr}"
+        )
+        if sgd_lr:
+            text = text.replace("lr = {log = [1e-3, 1e0]}", f"lr = {sgd_lr}")
+        return parse_plan(text, source="tuned.toml")
+
+    with Store(store_path) as store:
+        run_plan(plan(trials=1), store)
+        journal = journal_path(store).read_bytes()
+        for changed, message in [
+            (
+                plan(trials=2, adam_lr="{range = [1e-4, 1e-1]}"),
+                r"^sweep 'tuned': adam.lr: its study in .*runs.db.optuna.journal asked a log range "
+                r"\[0.0001, 0.1\], the plan now a range \[0.0001, 0.1\], and one Optuna study "
+                r"cannot hold both: give the plan another name, or another store$",
+            ),
+            (
+                plan(trials=2, sgd_lr="[0.01, 0.1]"),
+                r"sgd.lr: .* asked a log range \[0.001, 1\], the plan now a choice of 0.01, 0.1,",
+            ),
+        ]:
+            with pytest.raises(ConfigError, match=message):
+                run_plan(changed, store)
+            # Refused before either study moved: sgd's, checked first, is not a trial further.
+            assert journal_path(store).read_bytes() == journal
+            assert len(store.list_runs()) == 2
+        # A range made wider resumes the same studies: one more trial each.
+        wider = run_plan(plan(trials=2, adam_lr="{log = [1e-5, 1e-1]}"), store)
+        assert (wider.trained, wider.skipped) == (2, 2)
+        adam = [r for r in store.list_runs() if r["optimizer"] == "adam"]
+    assert len(adam) == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

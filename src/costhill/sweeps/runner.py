@@ -77,8 +77,9 @@ def run_plan(
     data_for = DataCache(data_dir)
     hooks = Hooks(on_run_start, on_epoch, on_run_end)
     if plan.search.kind == "tpe":
-        from .tuning import tune
+        from .tuning import check_studies, tune
 
+        check_studies(plan, store)  # a changed space stops the sweep before any study moves
         first = plan.search.configs_for(plan.search.first_point())
         prepare_process(first)
         _check_batch_sizes(plan, first, data_for)

@@ -39,6 +39,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..data import Dataset
+from ..errors import ConfigError
 from ..records import EpochRecord, Run
 from ..store import Store
 from .executors import AbstractExecutor, Hooks, InProcess, Returning, SweepReport, Task, Todo
@@ -90,6 +91,89 @@ def open_study(search: Search, journal: Any, name: str, *, index: int = 0) -> An
         for point in latin_hypercube(search, min(search.sampler["startup"], search.trials), seed):
             study.enqueue_trial(point)
     return study
+
+
+def space(search: Search) -> dict[str, Any]:
+    """The search's space as Optuna's distributions, by the names ``suggest`` asks them."""
+    found = {key: _distribution(values) for key, values in search.axes.items()}
+    if search.arms:
+        from optuna.distributions import CategoricalDistribution
+
+        found["optimizer"] = CategoricalDistribution([a["fixed"]["optimizer"] for a in search.arms])
+        for arm in search.arms:
+            found |= {name: _distribution(values) for name, _, values in _arm_parameters(arm)}
+    return found
+
+
+def check_studies(plan: Plan, store: Store) -> None:
+    """Refuse a plan whose space Optuna cannot resume the sweep's studies in: a parameter their
+    trials were asked one way (a list, a range, a log range, whole numbers) that the plan now
+    asks another, or a list whose choices changed. A range made wider or narrower is resumed:
+    Optuna's TPE takes the trials already told as they are. Called before anything of the sweep
+    is prepared or written (``open_study`` queues a new study's first points), so that a refused
+    plan leaves the store and the journal as it found them."""
+    import optuna
+    from optuna.storages import JournalStorage
+
+    if not journal_path(store).exists():
+        return  # no study made yet: nothing to resume (and no journal file made for nothing)
+    journal = open_journal(store)
+    try:
+        storage = JournalStorage(journal)
+        made = set(optuna.get_all_study_names(storage))
+        for name, search in studies(plan):
+            if name in made:
+                study = optuna.load_study(study_name=name, storage=storage)
+                _check_space(study, search, sweep=plan.name, where=journal_path(store))
+    finally:
+        journal.close()
+
+
+def _check_space(study: Any, search: Search, *, sweep: str, where: Path) -> None:
+    from optuna.distributions import check_distribution_compatibility
+
+    planned = space(search)
+    asked: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            asked[name] = distribution  # the latest trial's: the space as last asked
+    for name, before in asked.items():
+        if name not in planned:
+            continue  # an axis the plan dropped is no longer asked
+        try:
+            check_distribution_compatibility(before, planned[name])
+        except ValueError:
+            raise ConfigError(
+                f"sweep {sweep!r}: {name}: its study in {where} asked {_described(before)}, "
+                f"the plan now {_described(planned[name])}, and one Optuna study cannot hold "
+                f"both: give the plan another name, or another store"
+            ) from None
+
+
+def _distribution(values: list[Any] | dict[str, Any]) -> Any:
+    """One axis as the distribution ``_suggest`` asks it under."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if isinstance(values, list):
+        return CategoricalDistribution(_choices(values))
+    log = values["kind"] == "log"
+    if values["int"]:
+        return IntDistribution(math.ceil(values["low"]), math.floor(values["high"]), log=log)
+    return FloatDistribution(values["low"], values["high"], log=log)
+
+
+def _described(distribution: Any) -> str:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return "a choice of " + ", ".join(str(c) for c in distribution.choices)
+    scale = "a log range" if distribution.log else "a range"
+    whole = " of whole numbers" if isinstance(distribution, IntDistribution) else ""
+    return f"{scale}{whole} [{distribution.low:g}, {distribution.high:g}]"
 
 
 def latin_hypercube(search: Search, n: int, seed: int) -> list[dict[str, Any]]:
@@ -366,10 +450,10 @@ def tune(
     reach each epoch (``_train_judged``); without a pruner, every run is a task of its own.
     """
     judged = isinstance(executor, InProcess)
-    if plan.search.prune != "none":  # so that compare weighs its decisions on the same signal
-        store.set_sweep_pruning(plan.name, plan.search.prune, plan.search.prune_metric)
     journal = open_journal(store)
     try:
+        if plan.search.prune != "none":  # so that compare weighs its decisions on the same signal
+            store.set_sweep_pruning(plan.name, plan.search.prune, plan.search.prune_metric)
         for index, (name, search) in enumerate(studies(plan)):
             study = open_study(search, journal, name, index=index)
             first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
