@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costhill.errors import ConfigError
+from costhill.errors import ConfigError, StoreError
 from costhill.results.compare import compare
 from costhill.results.report import write_report
 from costhill.results.studies import export_study, importance
@@ -324,6 +324,32 @@ def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store
         assert (wider.trained, wider.skipped) == (2, 2)
         adam = [r for r in store.list_runs() if r["optimizer"] == "adam"]
     assert len(adam) == 2
+
+
+@pytest.mark.parametrize(
+    ("tail", "why"),
+    [
+        (b"garbage{\n", r"Expecting value"),
+        (b'{"op_code":0', r"it is cut short, with no line end"),
+        (b"\xff\xfe\n", r"can't decode"),
+    ],
+)
+def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why):
+    small = PLAN.replace("epochs = 3", "epochs = 1").replace("seeds = [0, 1]", "seeds = [0]")
+    plan = parse_plan(small.format(trials=1, prune="none"), source="tuned.toml")
+    more = parse_plan(small.format(trials=2, prune="none"), source="tuned.toml")
+    with Store(store_path) as store:
+        run_plan(plan, store)
+        path = journal_path(store)
+        lines = path.read_bytes().count(b"\n")
+        damaged = path.read_bytes() + tail
+        path.write_bytes(damaged)
+        # Optuna alone reads past a bad last line, then writes after it: unreadable for good.
+        damage = rf"^journal .*: not Optuna's \(line {lines + 1}: .*{why}"
+        with pytest.raises(StoreError, match=damage):
+            run_plan(more, store)
+        assert path.read_bytes() == damaged
+        assert len(store.list_runs()) == 2
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,33 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
+
+from ..errors import StoreError
+
+
+def check_journal(path: str) -> None:
+    """Raise ``StoreError`` naming the first line of the journal at ``path`` that is not one of
+    Optuna's. Optuna reads past a bad last line (as a write still under way) but appends after
+    it, and then no reader gets past it: so a sweep checks the whole file before it writes."""
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("it is cut short, with no line end")
+                json.loads(line)
+            except ValueError as err:  # not JSON or not UTF-8 too
+                raise _unreadable(path, f"line {number}: {err}") from None
+
+
+def _unreadable(path: str, why: str) -> StoreError:
+    return StoreError(
+        f"journal {path}: not Optuna's ({why}); the file is left as it is: restore it, or "
+        "move it aside to begin the sweep's studies again (the store's runs are kept)"
+    )
 
 
 class SweepJournal(JournalFileBackend):
@@ -38,7 +62,14 @@ class SweepJournal(JournalFileBackend):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
+        self.path = path
         self._descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        try:
+            yield from super().read_logs(log_number_from)  # a generator: it fails as it is read
+        except ValueError as err:  # not JSON, not UTF-8, or a line cut short
+            raise _unreadable(self.path, str(err)) from None
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)

@@ -117,6 +117,9 @@ def check_studies(plan: Plan, store: Store) -> None:
 
     if not journal_path(store).exists():
         return  # no study made yet: nothing to resume (and no journal file made for nothing)
+    from .journal import check_journal
+
+    check_journal(str(journal_path(store)))
     journal = open_journal(store)
     try:
         storage = JournalStorage(journal)
