@@ -115,11 +115,12 @@ def check_studies(plan: Plan, store: Store) -> None:
     import optuna
     from optuna.storages import JournalStorage
 
-    if not journal_path(store).exists():
+    where = journal_path(store)
+    if not where.exists():
         return  # no study made yet: nothing to resume (and no journal file made for nothing)
     from .journal import check_journal
 
-    check_journal(str(journal_path(store)))
+    check_journal(str(where))
     journal = open_journal(store)
     try:
         storage = JournalStorage(journal)
@@ -127,7 +128,7 @@ def check_studies(plan: Plan, store: Store) -> None:
         for name, search in studies(plan):
             if name in made:
                 study = optuna.load_study(study_name=name, storage=storage)
-                _check_space(study, search, sweep=plan.name, where=journal_path(store))
+                _check_space(study, search, sweep=plan.name, where=where)
     finally:
         journal.close()
 
@@ -275,14 +276,15 @@ def _readable(value: float) -> float:
 
 
 def _suggest(trial: Any, name: str, values: list[Any] | dict[str, Any]) -> Any:
-    if isinstance(values, list):
-        choices = _choices(values)
-        return values[choices.index(trial.suggest_categorical(name, choices))]
-    log = values["kind"] == "log"
-    if values["int"]:
-        low, high = math.ceil(values["low"]), math.floor(values["high"])
-        return trial.suggest_int(name, low, high, log=log)
-    return _readable(trial.suggest_float(name, values["low"], values["high"], log=log))
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    asked = _distribution(values)  # the one home of how an axis is asked (check_studies too)
+    if isinstance(asked, CategoricalDistribution):
+        assert isinstance(values, list)  # only a list is asked as a choice
+        return values[asked.choices.index(trial.suggest_categorical(name, asked.choices))]
+    if isinstance(asked, IntDistribution):
+        return trial.suggest_int(name, asked.low, asked.high, log=asked.log)
+    return _readable(trial.suggest_float(name, asked.low, asked.high, log=asked.log))
 
 
 def judged_value(record: EpochRecord, metric: str) -> float:
@@ -453,10 +455,10 @@ def tune(
     reach each epoch (``_train_judged``); without a pruner, every run is a task of its own.
     """
     judged = isinstance(executor, InProcess)
+    if plan.search.prune != "none":  # so that compare weighs its decisions on the same signal
+        store.set_sweep_pruning(plan.name, plan.search.prune, plan.search.prune_metric)
     journal = open_journal(store)
     try:
-        if plan.search.prune != "none":  # so that compare weighs its decisions on the same signal
-            store.set_sweep_pruning(plan.name, plan.search.prune, plan.search.prune_metric)
         for index, (name, search) in enumerate(studies(plan)):
             study = open_study(search, journal, name, index=index)
             first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
