@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from costhill import RunConfig
 from costhill.config import from_dict
 from costhill.errors import ConfigError
+from costhill.store import SearchedRange
 from costhill.sweeps import bundled_plans, load_plan, parse_plan, parse_set
 
 EXAMPLE = """\
@@ -110,6 +111,12 @@ b1 = {range = [0.8, 0.95]}
     assert all(0.8 <= float(dict(c.opt)["b1"] or 0) <= 0.95 for c in plan.configs)
     again = parse_plan(text, source="random.toml")
     assert [c.config_hash() for c in plan.configs] == [c.config_hash() for c in again.configs]
+    # The ranges are kept for the store, named as compare names the settings.
+    assert plan.ranges == (
+        SearchedRange("adam", "lr", True, 1e-4, 1e-2),
+        SearchedRange("adam", "opt.b1", False, 0.8, 0.95),
+    )
+    assert parse_plan(EXAMPLE, source="lr-demo.toml").ranges == ()  # a grid draws from none
     with pytest.raises(ConfigError, match="random search needs trials"):
         parse_plan(text.replace("trials = 6\n", ""), source="random.toml")
     with pytest.raises(ConfigError, match="a grid needs num"):

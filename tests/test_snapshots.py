@@ -14,7 +14,7 @@ import pytest
 from costhill import RunConfig, train
 from costhill.engine.steps import snapshot_plan
 from costhill.errors import StoreError
-from costhill.store import SCHEMA_VERSION, Store
+from costhill.store import SCHEMA_VERSION, SearchedRange, Store
 
 FIXTURES = Path(__file__).parent / "data"
 BASE: dict[str, Any] = dict(dataset="fashion-mnist-sample", validation=300, batch_size=100)
@@ -101,6 +101,10 @@ def test_a_version_1_store_is_migrated_in_place_after_a_backup(tmp_path):
         assert store.sweep_pruning("any") is None  # version 4's table, empty
         store.set_sweep_pruning("any", "median", "val_cost")
         assert store.sweep_pruning("any") == ("median", "val_cost")
+        assert store.sweep_ranges("any") == []  # version 5's table, empty
+        store.set_sweep_ranges("any", [SearchedRange("adam", "lr", True, 1e-4, 1e-2)])
+        store.set_sweep_ranges("any", [SearchedRange("", "lr", False, 0.1, 0.5)])  # replaced
+        assert store.sweep_ranges("any") == [("", "lr", False, 0.1, 0.5)]
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     backup = tmp_path / "old.db.schema-v1.bak"
     with sqlite3.connect(backup) as kept:

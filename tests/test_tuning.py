@@ -302,6 +302,8 @@ def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store
     with Store(store_path) as store:
         run_plan(plan(trials=1), store)
         journal = journal_path(store).read_bytes()
+        ranges = store.sweep_ranges("tuned")
+        assert ranges == [("adam", "lr", True, 1e-4, 1e-1), ("sgd", "lr", True, 1e-3, 1.0)]
         for changed, message in [
             (
                 plan(trials=2, adam_lr="{range = [1e-4, 1e-1]}"),
@@ -318,10 +320,11 @@ def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store
                 run_plan(changed, store)
             # Refused before either study moved: sgd's, checked first, is not a trial further.
             assert journal_path(store).read_bytes() == journal
-            assert len(store.list_runs()) == 2
+            assert len(store.list_runs()) == 2 and store.sweep_ranges("tuned") == ranges
         # A range made wider resumes the same studies: one more trial each.
         wider = run_plan(plan(trials=2, adam_lr="{log = [1e-5, 1e-1]}"), store)
         assert (wider.trained, wider.skipped) == (2, 2)
+        assert store.sweep_ranges("tuned")[0] == ("adam", "lr", True, 1e-5, 1e-1)
         adam = [r for r in store.list_runs() if r["optimizer"] == "adam"]
     assert len(adam) == 2
 

@@ -116,6 +116,18 @@ class SweepPruning(NamedTuple):
     metric: str
 
 
+class SearchedRange(NamedTuple):
+    """A continuous range a random or tuning sweep drew one setting from: ``setting`` as
+    compare names it (``lr``, ``opt.b1``), for the arms of ``optimizer`` where an
+    ``[[axes.optimizer]]`` table set it, or for every arm (``optimizer`` empty)."""
+
+    optimizer: str
+    setting: str
+    log: bool
+    low: float
+    high: float
+
+
 class Store(Claims):
     """An open run store.
 
@@ -522,7 +534,27 @@ class Store(Claims):
                 "INSERT OR REPLACE INTO sweep_pruning VALUES (?, ?, ?)", (sweep, pruner, metric)
             )
 
+    def set_sweep_ranges(self, sweep: str, ranges: Sequence[SearchedRange]) -> None:
+        """Record the continuous ranges ``sweep`` draws from, in place of those recorded before
+        (a rerun runs its plan as it is now: a widened range is the range from then on)."""
+        with self._transaction():
+            self.db.execute("DELETE FROM sweep_ranges WHERE sweep = ?", (sweep,))
+            self.db.executemany(
+                "INSERT INTO sweep_ranges VALUES (?, ?, ?, ?, ?, ?)",
+                [(sweep, r.optimizer, r.setting, int(r.log), r.low, r.high) for r in ranges],
+            )
+
     # -- reading -------------------------------------------------------------------------
+
+    def sweep_ranges(self, sweep: str) -> list[SearchedRange]:
+        """The continuous ranges ``sweep`` drew from (none for a grid, or a store from before
+        version 5)."""
+        rows = self.db.execute(
+            "SELECT optimizer, setting, log, low, high FROM sweep_ranges WHERE sweep = ? "
+            "ORDER BY optimizer, setting",
+            (sweep,),
+        ).fetchall()
+        return [SearchedRange(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
     def sweep_pruning(self, sweep: str) -> SweepPruning | None:
         """The pruner of ``sweep`` and what it judged on, or None where none was recorded."""

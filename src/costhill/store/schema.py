@@ -2,7 +2,7 @@
 
 from ..config import DEFAULT_STORE as DEFAULT_STORE
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,6 +129,18 @@ CREATE TABLE IF NOT EXISTS sweep_pruning (
     pruner TEXT NOT NULL,
     metric TEXT NOT NULL
 );
+-- version 5: the continuous ranges a random or tuning sweep drew its settings from (by the
+-- optimizer whose table set them, '' for the plan's shared axes), so that compare can tell a
+-- chosen value at its range's end from one merely the largest drawn
+CREATE TABLE IF NOT EXISTS sweep_ranges (
+    sweep TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    setting TEXT NOT NULL,
+    log INTEGER NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    PRIMARY KEY (sweep, optimizer, setting)
+);
 """
 SUMMARY_COLUMNS = (
     "epochs steps seconds compile_seconds train_accuracy val_accuracy test_accuracy "
@@ -156,5 +168,6 @@ EPOCH_COLUMNS = [
 MIGRATIONS = {
     1: SCHEMA[SCHEMA.index("-- version 2") : SCHEMA.index("-- version 3")],
     2: SCHEMA[SCHEMA.index("-- version 3") : SCHEMA.index("-- version 4")],
-    3: SCHEMA[SCHEMA.index("-- version 4") :],
+    3: SCHEMA[SCHEMA.index("-- version 4") : SCHEMA.index("-- version 5")],
+    4: SCHEMA[SCHEMA.index("-- version 5") :],
 }

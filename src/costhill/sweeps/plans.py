@@ -47,6 +47,7 @@ import numpy as np
 from ..config import FIELDS, RunConfig, from_dict
 from ..errors import ConfigError
 from ..specs import parse_set as parse_set
+from ..store import SearchedRange
 
 PLAN_KEYS = {
     "name",
@@ -146,6 +147,8 @@ class Plan:
     description: str = ""
     axes: tuple[str, ...] = field(default=())
     search: Search = field(default_factory=Search)
+    # The continuous ranges a random or tpe search draws from (none for a grid), for the store.
+    ranges: tuple[SearchedRange, ...] = ()
 
     def __len__(self) -> int:
         """Runs planned: every config, or for a tpe search its trials at every seed."""
@@ -316,6 +319,20 @@ def parse_plan(text: str, *, source: str, overrides: Mapping[str, Any] | None = 
                 | ({"optimizer"} if optimizer_arms else set())
             )
         ),
+        ranges=_searched_ranges(axes, optimizer_arms),
+    )
+
+
+def _searched_ranges(
+    axes: dict[str, list | dict], optimizer_arms: list[dict[str, Any]]
+) -> tuple[SearchedRange, ...]:
+    """Every axis given as a continuous range: the plan's shared ones, then each optimizer's."""
+    owned = [("", axes)] + [(arm["fixed"]["optimizer"], arm) for arm in optimizer_arms]
+    return tuple(
+        SearchedRange(optimizer, key, values["kind"] == "log", values["low"], values["high"])
+        for optimizer, table in owned
+        for key, values in table.items()
+        if key != "fixed" and isinstance(values, dict)
     )
 
 

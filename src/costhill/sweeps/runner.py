@@ -83,6 +83,7 @@ def run_plan(
         first = plan.search.configs_for(plan.search.first_point())
         prepare_process(first)
         _check_batch_sizes(plan, first, data_for)
+        store.set_sweep_ranges(plan.name, plan.ranges)
         report = SweepReport(planned=len(plan))
         # A batch of trials trains as one cohort here, so that they are judged together.
         batch = max(workers, plan.search.sampler["batch"])
@@ -102,6 +103,7 @@ def run_plan(
     _check_batch_sizes(plan, resolved, data_for)
     hashes = [c.config_hash() for c in resolved]
     store.add_to_sweep(plan.name, hashes)
+    store.set_sweep_ranges(plan.name, plan.ranges)
     done = store.done_hashes(hashes)
     report = SweepReport(planned=len(resolved))
     todo = []
