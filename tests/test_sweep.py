@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import pytest
 from costhill import RunConfig
 from costhill.records import EpochRecord, Run, TargetReached
 from costhill.results.compare import compare, sign_flip_p_value
-from costhill.store import Store
+from costhill.store import SearchedRange, Store
 from costhill.sweeps import parse_plan, run_plan
 
 SMALL = """\
@@ -434,6 +435,52 @@ def test_a_chosen_arm_is_at_the_edge_of_what_its_group_tried(chosen, tried, expe
     arms += [{**chosen, "optimizer": "sgd", "lr": 10 * lr} for lr in (1, 2, 3, 4)]  # elsewhere
     edges = at_the_edge("optimizer", [("chosen", {**chosen, "optimizer": "adam"})], arms)
     assert [(e.setting, e.side) for e in edges] == expected
+
+
+@pytest.mark.parametrize(
+    "chosen, ranges, expected",
+    [
+        (0.3, [SearchedRange("adam", "lr", False, 0.0, 1.0)], 1.0),  # 0.7 on to the end, 0.1 in
+        (0.3, [SearchedRange("adam", "lr", False, 0.0, 0.35)], None),  # 0.05 on: at the end
+        (0.1, [SearchedRange("adam", "lr", False, 0.05, 1.0)], None),
+        (0.1, [SearchedRange("adam", "lr", False, -1.0, 1.0)], -1.0),
+        (0.3, [SearchedRange("adam", "lr", False, 0.0, 0.25)], None),  # narrowed since
+        (0.3, [SearchedRange("", "lr", False, 0.0, 1.0)], 1.0),  # the plan's shared axis
+        (0.3, [SearchedRange("sgd", "lr", False, 0.0, 1.0)], None),  # another optimizer's
+        (0.3, [SearchedRange("adam", "lr", True, 0.01, 0.4)], None),  # log: ln 4/3 < ln 3/2
+        (0.3, [SearchedRange("adam", "lr", True, 0.01, 1.0)], 1.0),  # ln 10/3 > ln 3/2
+        (0.3, [], None),  # a grid, or a store from before version 5
+    ],
+)
+def test_a_chosen_value_short_of_its_searched_range_calls_for_more_trials(chosen, ranges, expected):
+    from costhill.results.compare import at_the_edge
+
+    arms = [{"optimizer": "adam", "lr": lr} for lr in (0.1, 0.2, 0.3)]
+    arms += [{"optimizer": "sgd", "lr": lr} for lr in (1.0, 2.0, 3.0)]
+    (edge,) = at_the_edge(
+        "optimizer", [("chosen", {"optimizer": "adam", "lr": chosen})], arms, ranges
+    )
+    assert edge.range_end == expected
+
+
+def test_compare_cli_and_report_say_when_a_value_is_short_of_its_range(
+    invoke, pruned_store, tmp_path
+):
+    from costhill.results.report import write_report
+
+    with Store(pruned_store) as store:
+        # adam chose its smallest of 3e-3, 1e-2 and 1e-3, four decades above its range's low end.
+        store.set_sweep_ranges("tuned", [SearchedRange("adam", "lr", True, 1e-7, 1e-1)])
+        page = tmp_path / "report.html"
+        write_report(store, page, sweep="tuned", with_hill=False, with_predictions=False)
+    text = _compared_tuned(invoke, pruned_store)
+    said = (
+        "at the edge of what was drawn, short of its range's end (the best may lie between: more "
+        "trials would look there): adam: lr=0.001 is the smallest of the 3 lr values tried, its "
+        "range goes on to 1e-07"
+    )
+    assert said in text and "widen the range" not in text
+    assert html.escape(said) in " ".join(page.read_text().split())
 
 
 def _compared(invoke, store: Path, sweep: str, *flags: str) -> str:

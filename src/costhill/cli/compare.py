@@ -152,13 +152,10 @@ def _print_comparison(name: str, result: Any, by: str) -> None:
             f"{pair.a}  vs  {pair.b}: test difference {pair.mean_difference:+.4f} over "
             f"{pair.seeds} matched seeds, p = {pair.p_value:.3g} ({pair.note})"
         )
-    if result.edges:
-        from ..results.compare import edge_text
+    from ..results.compare import edge_notes, edge_text
 
-        console.print(
-            "at the edge of what was tried (the best may lie beyond it: widen the range): "
-            + "; ".join(edge_text(edge) for edge in result.edges)
-        )
+    for words, edges in edge_notes(result.edges):
+        console.print(f"{words}: " + "; ".join(edge_text(edge) for edge in edges))
     if not any(result.profile["fraction"]):
         # No arm reached the target at every seed (the fastest one counts at τ=1): say why
         # instead of printing a row of zeros.

@@ -27,12 +27,12 @@ import itertools
 import json
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import StoreError
-from ..store import Store, SweepPruning
+from ..store import SearchedRange, Store, SweepPruning
 
 TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 AT_KINDS = ("epochs", "examples", "steps", "seconds")
@@ -124,14 +124,34 @@ class AtTheEdge:
     value: float
     side: str  # "largest" or "smallest"
     tried: int  # distinct values of the setting among the group's arms, pruned ones too
+    # A searched range's end that lies further from ``value`` than the next value tried does
+    # (more draws would look between); None where ``value`` is at its range's end, or a grid's.
+    range_end: float | None = None
 
 
 def edge_text(edge: AtTheEdge) -> str:
     """One chosen arm at the edge, in words: ``adam: lr=0.01 is the largest of 5 lr values``."""
-    return (
+    said = (
         f"{edge.group}: {edge.setting}={edge.value:g} is the {edge.side} of the {edge.tried} "
         f"{edge.setting} values tried"
     )
+    return said if edge.range_end is None else f"{said}, its range goes on to {edge.range_end:g}"
+
+
+def edge_notes(edges: list[AtTheEdge]) -> list[tuple[str, list[AtTheEdge]]]:
+    """The edges under what each kind calls for, in the words the CLI and the report show: a
+    wider range where the chosen value is at its range's end, more trials where it is short."""
+    at_end = [edge for edge in edges if edge.range_end is None]
+    short = [edge for edge in edges if edge.range_end is not None]
+    notes = [
+        ("at the edge of what was tried (the best may lie beyond it: widen the range)", at_end),
+        (
+            "at the edge of what was drawn, short of its range's end (the best may lie between: "
+            "more trials would look there)",
+            short,
+        ),
+    ]
+    return [(words, found) for words, found in notes if found]
 
 
 # What ``PruneDecision.within_noise`` means, in the words the CLI and the report show.
@@ -349,7 +369,10 @@ def compare(
         pruned=pruned,
         decisions=decisions,
         edges=at_the_edge(
-            by, [(row.label, row.arm) for row in chosen_rows], [row.arm for row in rows + pruned]
+            by,
+            [(row.label, row.arm) for row in chosen_rows],
+            [row.arm for row in rows + pruned],
+            store.sweep_ranges(sweep),
         ),
         pruning=pruning,
     )
@@ -365,10 +388,18 @@ def group_of(arm: dict[str, Any], by: str) -> Any:
 
 
 def at_the_edge(
-    by: str, chosen: list[tuple[str, dict[str, Any]]], tried: list[dict[str, Any]]
+    by: str,
+    chosen: list[tuple[str, dict[str, Any]]],
+    tried: list[dict[str, Any]],
+    ranges: Sequence[SearchedRange] = (),
 ) -> list[AtTheEdge]:
     """Each chosen arm's (label, settings) numeric settings at the end of the values its group
     (``by``) ``tried``, where it tried at least three: with fewer, every value is at an end.
+
+    A setting drawn from a continuous range (``ranges``, as the store keeps them) may be the
+    largest drawn and still sit well inside its range. Where the range's end lies further from
+    it (on the range's scale) than the next value tried, the edge says so (``range_end``): the
+    draws left that stretch unexplored, and more of them, not a wider range, would look there.
 
     Examples:
       >>> tried = [{"optimizer": "adam", "lr": lr, "init": "he"} for lr in (1e-4, 1e-3, 1e-2)]
@@ -376,6 +407,12 @@ def at_the_edge(
       [('lr', 0.01, 'largest')]
       >>> at_the_edge("optimizer", [("c", tried[1])], tried)  # in the middle
       []
+      >>> log_range = [SearchedRange("adam", "lr", True, 1e-5, 1.0)]  # two decades past 1e-2
+      >>> at_the_edge("optimizer", [("c", tried[2])], tried, log_range)[0].range_end
+      1.0
+      >>> near = [SearchedRange("adam", "lr", True, 1e-5, 2e-2)]  # a third of a decade past
+      >>> print(at_the_edge("optimizer", [("c", tried[2])], tried, near)[0].range_end)
+      None
     """
     found = []
     for label, chosen_arm in chosen:
@@ -384,12 +421,43 @@ def at_the_edge(
         for setting, value in chosen_arm.items():
             if setting == by or not _is_number(value):
                 continue
-            values = {arm[setting] for arm in peers if _is_number(arm.get(setting))}
-            if len(values) < 3 or min(values) < value < max(values):
+            values = sorted({arm[setting] for arm in peers if _is_number(arm.get(setting))})
+            if len(values) < 3 or values[0] < value < values[-1]:
                 continue
-            side = "largest" if value == max(values) else "smallest"
-            found.append(AtTheEdge(str(group), label, setting, value, side, len(values)))
+            side = "largest" if value == values[-1] else "smallest"
+            inward = values[-2] if side == "largest" else values[1]
+            searched = _range_of(ranges, setting, chosen_arm.get("optimizer"))
+            end = _unexplored_end(searched, value, inward, side) if searched else None
+            found.append(AtTheEdge(str(group), label, setting, value, side, len(values), end))
     return found
+
+
+def _range_of(
+    ranges: Sequence[SearchedRange], setting: str, optimizer: Any
+) -> SearchedRange | None:
+    """The range ``setting`` was drawn from for an arm of ``optimizer``: its table's, or the
+    plan's shared one. An arm without an optimizer (it does not vary) takes the one there is."""
+    for searched in ranges:
+        if searched.setting == setting and (
+            optimizer is None or searched.optimizer in ("", optimizer)
+        ):
+            return searched
+    return None
+
+
+def _unexplored_end(
+    searched: SearchedRange, value: float, inward: float, side: str
+) -> float | None:
+    """The range's end on ``side`` where it lies further from ``value`` than ``inward`` (the
+    next value tried) does, on the range's scale; None where ``value`` is at the end."""
+    end = searched.high if side == "largest" else searched.low
+    points = (end, value, inward)
+    if searched.log and min(points) <= 0:
+        return None  # values from a linear range of an earlier plan: no log scale to measure on
+    end_at, value_at, inward_at = (math.log(p) if searched.log else p for p in points)
+    # Signed toward the end: a range narrowed since has its end at or inside the value.
+    beyond = end_at - value_at if side == "largest" else value_at - end_at
+    return end if beyond > abs(value_at - inward_at) else None
 
 
 def _is_number(value: Any) -> bool:

@@ -31,6 +31,7 @@ from .compare import (
     AtTheEdge,
     PruneDecision,
     decided_on_noise,
+    edge_notes,
     edge_text,
     noise_rule,
     pruned_by,
@@ -215,10 +216,12 @@ def _compare_section(store: Store, sweep: str) -> str:
 
 
 def _edges_note(edges: list[AtTheEdge]) -> str:
-    if not edges:
-        return ""
-    said = "; ".join(html.escape(edge_text(edge)) for edge in edges)
-    return f"<p class='note'>at the edge of what was tried (the best may lie beyond it): {said}</p>"
+    return "".join(
+        f"<p class='note'>{html.escape(words)}: "
+        + "; ".join(html.escape(edge_text(edge)) for edge in found)
+        + "</p>"
+        for words, found in edge_notes(edges)
+    )
 
 
 def _decisions_note(decisions: list[PruneDecision]) -> str:
