@@ -151,6 +151,33 @@ def test_bad_input_is_one_clear_line_and_nothing_is_stored(invoke, store_path, a
     assert _count_runs(store_path) == 0
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("plot", "1", "--store"),
+        ("plot", "parallel", "--sweep", "any", "--store"),
+        ("hill", "1", "2", "--store"),  # refused before a surface is computed
+        ("diagnose", "--data"),  # before the data is read
+    ],
+)
+@pytest.mark.parametrize(
+    "out, wrong",
+    [
+        ("costs.txt", "'.txt' is not an image format matplotlib writes"),
+        ("costs", "no suffix to name its image format by"),
+    ],
+)
+def test_an_image_out_that_matplotlib_cannot_write_is_one_line(
+    invoke, store_path, tmp_path, command, out, wrong
+):
+    name, *rest = command  # --out first: it is checked before any option after it
+    result = invoke(name, "--out", tmp_path / out, *rest, store_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"Error: --out {tmp_path / out}: {wrong}; formats: ")
+    assert "png" in lines[0] and not (tmp_path / out).exists() and not store_path.exists()
+
+
 def test_broken_data_stops_before_anything_is_stored(invoke, store_path, sample_copy):
     assert (
         invoke("train", *SAMPLE, "--epochs", "1", "--store", store_path, "--quiet").exit_code == 0

@@ -8,7 +8,7 @@ import click
 
 from ..config import ACTIVATION_NAMES, MODEL_NAMES, default
 from .console import make_console
-from .options import DATA_OPTION
+from .options import DATA_OPTION, image_out
 
 
 @click.command()
@@ -29,7 +29,12 @@ from .options import DATA_OPTION
 @click.option("--steps", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--dataset", default="fashion-mnist-sample", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Also draw the statistics (PNG).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    callback=image_out,
+    help="Also draw the statistics (PNG).",
+)
 @DATA_OPTION
 def diagnose(
     inits: tuple[str, ...], steps: int, out: str | None, data_dir: str | None, **settings: Any

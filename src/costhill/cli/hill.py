@@ -9,7 +9,7 @@ import click
 
 from ..config import HILL_PLANES
 from .console import make_console
-from .options import DATA_OPTION, STORE_OPTION
+from .options import DATA_OPTION, STORE_OPTION, image_out
 
 
 def parse_subset(value: str) -> int | None:
@@ -31,6 +31,7 @@ def parse_subset(value: str) -> int | None:
     "--out",
     required=True,
     type=click.Path(dir_okay=False),
+    callback=image_out,
     help="The PNG (an SVG is written beside it).",
 )
 @click.option("--plane", type=click.Choice(HILL_PLANES), default="pca", show_default=True)

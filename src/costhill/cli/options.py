@@ -41,6 +41,7 @@ FLAGS = {
     "format": "--format",
     "cohorts": "--cohorts",
     "storage_url": "--optuna",
+    "out": "--out",
 }
 _FIELD_AT_START = re.compile(
     r"(^|: |; )(" + "|".join(sorted(map(re.escape, FLAGS), key=len, reverse=True)) + r")(?= |:)"
@@ -93,3 +94,13 @@ SET_OPTION = click.option(
     help="Override a plan setting (epochs=1, dataset=fashion-mnist-sample, ...); repeatable.",
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, no table.")
+
+
+def image_out(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--out`` image checked when the command starts, so that a suffix matplotlib cannot
+    write stops it before a surface is computed, not after."""
+    if value is not None:
+        from ..results.plots import check_image_path
+
+        check_image_path(value)
+    return value

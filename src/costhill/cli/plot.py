@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .options import DATA_OPTION, STORE_OPTION
+from .options import DATA_OPTION, STORE_OPTION, image_out
 
 KINDS = ("costs", "regimes", "accuracy", "lr", "confusion", "misclassified", "parallel")
 _SWEEP_KINDS = ("lr", "parallel")  # these read a sweep, not a list of runs
@@ -16,7 +16,11 @@ _SWEEP_KINDS = ("lr", "parallel")  # these read a sweep, not a list of runs
 @click.argument("kind_and_runs", nargs=-1, metavar="[KIND] [RUN]...")
 @click.option("--sweep", "sweep_name", help="Plot this sweep's runs.")
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), help="Image file (.png, .pdf, .svg)."
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    callback=image_out,
+    help="Image file (.png, .pdf, .svg).",
 )
 @click.option(
     "--x",

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..records import Run
 from .compare import NOT_APPLICABLE
 
@@ -108,7 +109,7 @@ def plot_costs(
     ax.set_title(title or "Cost per step (faint) and mean cost per epoch (bold)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
-    out = Path(out)
+    out = check_image_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -125,6 +126,32 @@ def _figure(width: float, height: float, **grid: Any) -> tuple[Any, Any]:
     return plt.subplots(figsize=(width, height), layout="constrained", **grid)
 
 
+def check_image_path(out: str | Path) -> Path:
+    """``out`` as a path, where its suffix names a format matplotlib writes; a ConfigError
+    naming ``out`` where it does not, before anything is computed or drawn.
+
+    Examples:
+      >>> check_image_path("costs.png").name
+      'costs.png'
+      >>> check_image_path("costs.txt")
+      Traceback (most recent call last):
+      ...
+      costhill.errors.ConfigError: out costs.txt: '.txt' is not an image format matplotlib ...
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = Path(out).suffix.lower()
+    if suffix.lstrip(".") not in formats:
+        wrong = (
+            f"'{suffix}' is not an image format matplotlib writes"
+            if suffix
+            else "no suffix to name its image format by"
+        )
+        raise ConfigError(f"out {out}: {wrong}; formats: {', '.join(formats)}")
+    return Path(out)
+
+
 def _save(fig: Any, out: str | Path | Any, *, svg_twin: bool = False) -> list[Path]:
     """Write ``fig`` to ``out`` (by suffix), and beside a PNG its SVG twin when asked; a file
     object (the report's inline images) gets a PNG."""
@@ -134,7 +161,7 @@ def _save(fig: Any, out: str | Path | Any, *, svg_twin: bool = False) -> list[Pa
         fig.savefig(out, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
         return []
-    out = Path(out)
+    out = check_image_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     written = [out]
