@@ -654,6 +654,14 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
     assert bad.exit_code == 2 and "--at hours" in bad.stderr
     data = json.loads(invoke("compare", "--sweep", "cli", "--store", store_path, "--json").stdout)
     assert len(data["rows"]) == 4 and data["by"] == "optimizer"
+    # Named as `sweep` printed it (no plan file or bundled plan of that name is here).
+    by_name = json.loads(invoke("compare", "cli", "--store", store_path, "--json").stdout)
+    assert by_name["rows"] == data["rows"]
+    unknown = invoke("compare", "clj", "--store", store_path)
+    assert unknown.exit_code == 2 and "sweep 'clj': no finished runs" in unknown.stderr
+    assert "(sweeps: cli)" in unknown.stderr
+    gone = invoke("compare", tmp_path / "gone.toml", "--store", store_path)
+    assert gone.exit_code == 2 and "gone.toml: no such plan file" in gone.stderr
     csv_text = invoke("compare", "--sweep", "cli", "--store", store_path, "--csv").stdout
     assert len(csv_text.strip().splitlines()) == 5
     out = tmp_path / "runs.csv"

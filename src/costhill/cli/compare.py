@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -11,13 +12,22 @@ from .options import STORE_OPTION
 
 
 def sweep_name_of(plan_or_name: str | None, sweep_name: str | None) -> str:
+    """The sweep to compare: ``--sweep``'s, or the name of PLAN's sweep. A PLAN that is no plan
+    file nor bundled plan, nor looks like a path, is taken for the sweep's own name, as `sweep`
+    printed it (``sweep my-plan.toml`` stores sweep ``my-plan``); the store says if it has none."""
+    from ..errors import ConfigError
     from ..sweeps.plans import plan_name
 
     if sweep_name:
         return sweep_name
     if plan_or_name is None:
         raise click.UsageError("name a PLAN or --sweep NAME")
-    return plan_name(plan_or_name)
+    try:
+        return plan_name(plan_or_name)
+    except ConfigError:
+        if plan_or_name.endswith(".toml") or "/" in plan_or_name or os.sep in plan_or_name:
+            raise  # a plan file that is not there
+        return plan_or_name
 
 
 @click.command()
@@ -57,6 +67,8 @@ def compare(
     importance: bool,
 ) -> None:
     """Compare the arms of a sweep over their seeds, tuned on validation, reported on test.
+
+    PLAN is a plan file, a bundled plan, or the name of a sweep in the store.
 
     \b
     Example:
