@@ -542,3 +542,26 @@ def test_worker_processes_train_trials_the_driver_prunes(store_path):
             else:
                 assert {(r["status"], r["epochs"]) for r in rows} == {("finished", 3)}
         assert trials[2].intermediate_values.keys() == {1}
+
+
+def test_a_tuning_plans_dry_run_says_its_sampler_pruner_and_every_studys_space(invoke):
+    dry = invoke("sweep", "optimizers-tuned", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert lines[0].startswith("plan optimizers-tuned: tpe search, 9 studies of 4 trials × 3 seeds")
+    assert "sampler: TPE, seed 0, its first 4 trials a Latin hypercube, 4 asked at a time" in lines
+    assert (
+        "pruner: asha from epoch 1, one trial in 3 going on at each rung, judging validation "
+        "cost after each epoch"
+    ) in lines
+    studies_said = [line for line in lines if line.startswith("study ")]
+    assert len(studies_said) == 9
+    assert "study optimizers-tuned.sgd: sgd.lr a log range [0.01, 1]" in studies_said
+    assert "study optimizers-tuned.lion: lion.lr a log range [1e-05, 0.001]" in studies_said
+    # `--set prune=none` is the rule "none", not a value missing.
+    unpruned = invoke("sweep", "optimizers-tuned", "--dry-run", "--set", "prune=none")
+    assert "pruner: none: every trial trains its whole budget" in unpruned.stdout
+    median = invoke("sweep", "optimizers-tuned", "--dry-run", "--set", "prune=median")
+    assert "pruner: median from epoch 1, after 5 trials, judging validation accuracy" in (
+        " ".join(median.stdout.split())
+    )

@@ -123,13 +123,23 @@ def _print_dry_run(loaded: Any) -> None:
     out = make_console()
     search = loaded.search
     if search.kind == "tpe":
+        from ..sweeps.tuning import describe_space, studies
+
         out.print(
             f"plan {loaded.name}: tpe search, {max(1, len(search.arms))} studies of "
             f"{search.trials} trials × {len(search.seeds)} seeds ({len(loaded)} runs), "
-            f"prune {search.prune} {json.dumps(search.prune_options)}, sampler "
-            f"{json.dumps(search.sampler)}, budget {loaded.budget.kind} {loaded.budget.amount:g}"
+            f"budget {loaded.budget.kind} {loaded.budget.amount:g}"
         )
-        out.print(json.dumps({"axes": search.axes, "optimizers": list(search.arms)}))
+        sampler = search.sampler
+        out.print(
+            f"sampler: TPE, seed {sampler['seed']}, its first {sampler['startup']} trials a "
+            f"Latin hypercube, {sampler['batch']} asked at a time"
+        )
+        out.print(f"pruner: {_pruner_words(search)}")
+        for name, study in studies(loaded):
+            asked = describe_space(study)
+            out.print(f"study {name}: " + "; ".join(f"{k} {v}" for k, v in asked.items()))
+        out.print("every trial: " + json.dumps(search.settings))
         return
     out.print(
         f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "
@@ -137,6 +147,26 @@ def _print_dry_run(loaded: Any) -> None:
     )
     for config in loaded.configs:
         out.print(json.dumps(config.to_dict()))
+
+
+def _pruner_words(search: Any) -> str:
+    """What stops a tpe plan's trials early, in words: ``asha from epoch 1, reduction 3, judging
+    validation cost``."""
+    from ..results.compare import METRIC_WORDS
+
+    options = search.prune_options
+    if search.prune == "none":
+        return "none: every trial trains its whole budget"
+    judging = f"judging {METRIC_WORDS[search.prune_metric]} after each epoch"
+    if search.prune == "median":
+        return (
+            f"median from epoch {options['min_epochs']}, after {options['startup']} trials, "
+            f"{judging}"
+        )
+    return (
+        f"{search.prune} from epoch {options['min_epochs']}, one trial in "
+        f"{options['reduction']} going on at each rung, {judging}"
+    )
 
 
 class _SweepProgress:

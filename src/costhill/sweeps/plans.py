@@ -396,7 +396,9 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     if sampler and search != "tpe":
         raise lines.error("search", f"{search} search takes no options")
     options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
-    prune, prune_options, metric = _prune(raw.get("prune", "none"), lines=lines)
+    spec = raw.get("prune", "none")
+    # `--set prune=none` reads as None (no value), which means what "none" does: no pruning.
+    prune, prune_options, metric = _prune("none" if spec is None else spec, lines=lines)
     if prune != "none" and search != "tpe":
         raise lines.error("prune", "pruning needs search = 'tpe' (it judges trials as they train)")
     return Search(search, trials, options, prune, prune_options, metric, source=lines.source)

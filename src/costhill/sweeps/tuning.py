@@ -105,6 +105,20 @@ def space(search: Search) -> dict[str, Any]:
     return found
 
 
+def describe_space(search: Search) -> dict[str, str]:
+    """Each parameter the search asks of Optuna, in words (``sgd.lr``: ``a log range [0.01,
+    1]``); an optimizer axis with one choice, a study's own optimizer, is left out."""
+    from optuna.distributions import CategoricalDistribution
+
+    return {
+        name: _described(distribution)
+        for name, distribution in space(search).items()
+        if not (
+            isinstance(distribution, CategoricalDistribution) and len(distribution.choices) == 1
+        )
+    }
+
+
 def check_studies(plan: Plan, store: Store) -> None:
     """Refuse a plan whose space Optuna cannot resume the sweep's studies in: a parameter their
     trials were asked one way (a list, a range, a log range, whole numbers) that the plan now
