@@ -132,6 +132,11 @@ def test_set_overrides_plan_settings():
         parse_plan(EXAMPLE, source="x.toml", overrides={"colour": 1})
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_set(("epochs",))
+    # A list as the plan file writes it: the message for seeds asks for one.
+    seeded = parse_plan(EXAMPLE, source="x.toml", overrides=parse_set(("seeds=[3, 4]",)))
+    assert {c.seed for c in seeded.configs} == {3, 4}
+    with pytest.raises(ConfigError, match=r"^overrides 'seeds=\[3, 4': not a list as TOML writes"):
+        parse_set(("seeds=[3, 4",))
 
 
 @pytest.mark.parametrize(

@@ -68,17 +68,35 @@ def parse_spec(spec: str, *, what: str) -> tuple[str, dict[str, Scalar]]:
 
 
 def parse_set(pairs: tuple[str, ...], *, what: str = "overrides") -> dict[str, Any]:
-    """``--set KEY=VALUE`` pairs; values are numbers, booleans, or else strings."""
+    """``--set KEY=VALUE`` pairs; values are numbers, booleans, none, a list as TOML writes it
+    (``[0, 1, 2]``, as the plan file would), or else strings.
+
+    Examples:
+      >>> parse_set(("epochs=2", "seeds=[0, 1]", "dataset=fashion-mnist-sample"))
+      {'epochs': 2, 'seeds': [0, 1], 'dataset': 'fashion-mnist-sample'}
+    """
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{what} {pair!r}: expected KEY=VALUE")
+        if text.strip().startswith("["):
+            result[key.strip()] = _toml_list(text, what=f"{what} {pair!r}")
+            continue
         try:
             result[key.strip()] = parse_value(text, what=f"{what} {pair!r}")
         except ConfigError:
             result[key.strip()] = text.strip()
     return result
+
+
+def _toml_list(text: str, *, what: str) -> list[Any]:
+    import tomllib
+
+    try:
+        return list(tomllib.loads(f"value = {text.strip()}")["value"])
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{what}: not a list as TOML writes it, like [0, 1, 2] ({err})") from None
 
 
 def parse_batch_size(value: str | int, *, what: str = "batch_size") -> int | str:

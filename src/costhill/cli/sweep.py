@@ -132,8 +132,9 @@ def _print_dry_run(loaded: Any) -> None:
         )
         sampler = search.sampler
         out.print(
-            f"sampler: TPE, seed {sampler['seed']}, its first {sampler['startup']} trials a "
-            f"Latin hypercube, {sampler['batch']} asked at a time"
+            f"sampler: TPE, seed {sampler['seed']}, its first "
+            f"{min(sampler['startup'], search.trials)} trials a Latin hypercube, "
+            f"{min(sampler['batch'], search.trials)} asked at a time"
         )
         out.print(f"pruner: {_pruner_words(search)}")
         for name, study in studies(loaded):

@@ -464,7 +464,8 @@ def _tuning(
         raise lines.error(
             "min_epochs" if lines.of("min_epochs") else "prune",
             f"prune {search.prune} judges trials from epoch {first_judged}, but the plan trains "
-            f"{budget.amount:g} epochs: the first judged epoch must come before the last",
+            f"{budget.amount:g} epoch{'' if budget.amount == 1 else 's'}: the first judged epoch "
+            "must come before the last",
         )
     search = dataclasses.replace(
         search, axes=axes, arms=tuple(arms), seeds=tuple(seeds), settings=settings
