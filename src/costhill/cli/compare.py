@@ -40,7 +40,11 @@ def sweep_name_of(plan_or_name: str | None, sweep_name: str | None) -> str:
     show_default=True,
     help="The axis to tune within: each of its values gets its best arm.",
 )
-@click.option("--target", type=float, help="Recompute time-to-target for this accuracy.")
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Recompute time-to-target for this accuracy (above 0, at most 1).",
+)
 @click.option(
     "--at",
     "at_budget",
