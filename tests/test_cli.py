@@ -82,6 +82,26 @@ def test_end_to_end_on_the_sample(invoke, store_path, tmp_path):
         f"dense_{i}/{kind}" for i in range(4) for kind in ("bias", "kernel")
     )
 
+    # Every --out makes its folder; one under a file cannot be made: one line naming it.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for folder in (tmp_path / "new", blocker):
+        for args in (
+            ("export-params", run_id, "--out", folder / "p.npz"),
+            ("export", "--format", "csv", f"--out={folder / 'runs.csv'}"),
+            ("report", "--out", folder / "report.html"),
+            ("plot", run_id, "--out", folder / "costs.png"),
+        ):
+            result = invoke(*args, "--store", store_path)
+            if folder == blocker:
+                lines = result.stderr.strip().splitlines()
+                assert result.exit_code == 2 and len(lines) == 1, result.output
+                assert lines[0].startswith(f"Error: --out {blocker}/"), lines[0]
+                assert lines[0].endswith(f": {blocker} is a file, not a folder"), lines[0]
+            else:
+                assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "new").iterdir())) == 4 and blocker.read_text() == "not a folder"
+
     predicted = invoke("predict", run_id, "--index", "0", "--index", "7", "--store", store_path)
     assert predicted.exit_code == 0
     assert "Ankle boot" in predicted.stdout or "probability" in predicted.stdout

@@ -3,13 +3,15 @@
 Nothing here but argument parsing, calls into the library, and printing. Heavy imports (JAX,
 Optax, matplotlib) happen inside the commands, so ``costhill --help`` is instant. Every
 ``CosthillError`` becomes one ``Error: ...`` line naming the flag, and exit code 2, never a
-traceback.
+traceback; so does an ``OSError`` about a file or folder the command line named (an ``--out``
+that cannot be written).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,6 +45,43 @@ class CosthillGroup(click.Group):
                 err=True,
             )
             sys.exit(2)
+        except OSError as err:  # a file the command line named that cannot be made or opened
+            named = _argument_naming(ctx.meta.get("argv", []), err.filename)
+            if named is None:
+                raise  # not the user's input: a fault of costhill's, whose traceback tells
+            click.echo(f"Error: {named}: {_what_went_wrong(err, named)}", err=True)
+            sys.exit(2)
+
+
+def _argument_naming(argv: list[str], filename: Any) -> str | None:
+    """``--flag VALUE`` (or the bare VALUE, for an argument) of the command line that names
+    ``filename``, a folder above it or below it (one made for it), or it but for its suffix (an
+    SVG written beside a PNG); None where no argument does."""
+    if not isinstance(filename, str | Path) or Path(filename) in (Path("/"), Path(".")):
+        return None
+    target = Path(filename)
+    for i, arg in enumerate(argv):
+        flag, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if (flag and not sep) or value in ("", "."):
+            continue  # a flag whose value, if it takes one, is the next argument
+        given = Path(value)
+        names_it = given in (target, target.with_suffix("")) or given in target.parents
+        if names_it or target in given.parents:
+            if not flag and i and argv[i - 1].startswith("--") and "=" not in argv[i - 1]:
+                flag = argv[i - 1]
+            return f"{flag} {value}".strip()
+    return None
+
+
+def _what_went_wrong(err: OSError, named: str) -> str:
+    """The OS's words, with the path they are about where it is not the one named: a folder
+    that could not be made since a file holds its name says so, not just "File exists"."""
+    where = str(err.filename)
+    if named.endswith(where):
+        return err.strerror or str(err)
+    if isinstance(err, FileExistsError | NotADirectoryError) and Path(where).is_file():
+        return f"{where} is a file, not a folder"
+    return f"{err.strerror or err} ({where})"
 
 
 def _store_argument(argv: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -177,6 +178,7 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
     run = load_run(store_path, run_id)
     if not run.params:
         raise StoreError(f"run {run_id}: has no stored parameters (status {run.status})")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # as every other --out does
     np.savez(out, **run.params)  # type: ignore[arg-type]
     click.echo(f"wrote {len(run.params)} arrays of run {run_id} to {out}")
 

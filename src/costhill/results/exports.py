@@ -89,8 +89,10 @@ def as_text(rows: list[dict[str, Any]], fmt: str) -> str:
 
 
 def write_rows(rows: list[dict[str, Any]], fmt: str, out: str | Path) -> Path:
-    """Write ``rows`` to ``out`` as CSV, JSON or Parquet (costhill[parquet])."""
+    """Write ``rows`` to ``out`` as CSV, JSON or Parquet (costhill[parquet]), making its folder
+    as the figures and the report do."""
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         try:
             import pyarrow as pa
