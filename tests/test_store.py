@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -135,6 +136,20 @@ def _running(seed: int = 0) -> Run:
         num_train=10,
         steps_per_epoch=1,
     )
+
+
+def test_runs_are_listed_by_sweep_every_run_of_its_configs(store_path):
+    with Store(store_path) as store:
+        ids = [store.save(dataclasses.replace(_running(seed), status=status)) for seed, status in
+               [(0, "finished"), (1, "pruned"), (2, "finished"), (0, "finished")]]  # fmt: skip
+        hashes = [RunConfig(seed=seed).config_hash() for seed in (0, 1, 2)]
+        store.add_to_sweep("a", hashes[:2])
+        store.add_to_sweep("b", hashes[2:])
+        assert [r["run_id"] for r in store.list_runs(sweep="a")] == [ids[0], ids[1], ids[3]]
+        assert [r["run_id"] for r in store.list_runs(sweep="a", status="pruned")] == [ids[1]]
+        assert [r["run_id"] for r in store.list_runs(sweep="b", limit=1)] == [ids[2]]
+        with pytest.raises(StoreError, match=r"^sweep 'c': not in .* \(sweeps: a, b\)$"):
+            store.list_runs(sweep="c")
 
 
 def test_epochs_survive_a_crash(store_path):

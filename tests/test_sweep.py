@@ -660,6 +660,10 @@ def test_sweep_compare_and_export_from_the_cli(invoke, tmp_path, store_path):
     unknown = invoke("compare", "clj", "--store", store_path)
     assert unknown.exit_code == 2 and "sweep 'clj': no finished runs" in unknown.stderr
     assert "(sweeps: cli)" in unknown.stderr
+    listed = json.loads(invoke("runs", "--sweep", "cli", "--store", store_path, "--json").stdout)
+    assert len(listed) == 8
+    not_a_sweep = invoke("runs", "--sweep", "clj", "--store", store_path)
+    assert not_a_sweep.exit_code == 2 and "sweep 'clj': not in" in not_a_sweep.stderr
     gone = invoke("compare", tmp_path / "gone.toml", "--store", store_path)
     assert gone.exit_code == 2 and "gone.toml: no such plan file" in gone.stderr
     csv_text = invoke("compare", "--sweep", "cli", "--store", store_path, "--csv").stdout

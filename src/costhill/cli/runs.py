@@ -50,22 +50,26 @@ def _plain_table(title: str, headers: list[str], cells: list[list[str]], left: t
 @click.command("runs")
 @STORE_OPTION
 @click.option("--status", type=click.Choice(RUN_STATUSES))
-@click.option("--last", type=int, help="Only the last N runs.")
+@click.option("--sweep", "sweep_name", help="Only the runs of this sweep's configs.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the last N runs.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run, in a list.")
-def runs_command(store_path: str, status: str | None, last: int | None, as_json: bool) -> None:
+def runs_command(
+    store_path: str, status: str | None, sweep_name: str | None, last: int | None, as_json: bool
+) -> None:
     """List the stored runs.
 
     \b
     Example:
         costhill runs --last 10
         costhill runs --status diverged --json
+        costhill runs --sweep optimizers-tuned --status pruned
     """
     from rich.table import Table
 
     from ..store import Store
 
     with Store(store_path, read_only=True) as store:
-        rows = store.list_runs(status=status, limit=last)
+        rows = store.list_runs(status=status, limit=last, sweep=sweep_name)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return

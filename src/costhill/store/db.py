@@ -610,16 +610,27 @@ class Store(Claims):
         return {row["config_hash"]: self._row_dict(row) for row in rows}
 
     @_reading
-    def list_runs(self, *, status: str | None = None, limit: int | None = None) -> list[dict]:
-        """Summary rows of the stored runs (of one status; the last ``limit``), in id order. A
-        run left ``running`` by a process that died shows as ``interrupted``."""
-        query, args = "SELECT * FROM runs", []
+    def list_runs(
+        self, *, status: str | None = None, limit: int | None = None, sweep: str | None = None
+    ) -> list[dict]:
+        """Summary rows of the stored runs (of one status; of one sweep's configs, every run of
+        them; the last ``limit``), in id order. A run left ``running`` by a process that died
+        shows as ``interrupted``."""
+        query, where, args = "SELECT * FROM runs", [], []
+        if sweep is not None:
+            if sweep not in self.sweeps():
+                known = ", ".join(self.sweeps()) or "none"
+                raise StoreError(f"sweep {sweep!r}: not in {self.path} (sweeps: {known})")
+            where.append("config_hash IN (SELECT config_hash FROM sweep_members WHERE sweep = ?)")
+            args.append(sweep)
         if status:
             stored = (
                 ("interrupted", "running") if status in ("interrupted", "running") else (status,)
             )
-            query += f" WHERE status IN ({','.join('?' * len(stored))})"
+            where.append(f"status IN ({','.join('?' * len(stored))})")
             args += list(stored)
+        if where:
+            query += " WHERE " + " AND ".join(where)
         rows = [self._row_dict(r) for r in self.db.execute(query + " ORDER BY id", args)]
         if status:
             rows = [r for r in rows if r["status"] == status]
