@@ -413,6 +413,11 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
             '[prune]\nrule = "none"\nmetric = "val_cost"\n',
             r"tuned.toml:{line}: metric: prune none has no option 'metric'; valid: none",
         ),
+        (  # found by the fuzzer: a table where the rule's name goes raised a TypeError
+            "[prune]\nrule = {log = [1e-4, 1e-2]}\n",
+            r"tuned.toml:{line}: rule: \{{'log': \[0.0001, 0.01\]\}}: unknown rule; valid: none, "
+            "asha,",
+        ),
     ],
 )
 def test_an_unknown_option_is_named_with_the_valid_ones(table, message):

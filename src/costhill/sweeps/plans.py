@@ -408,11 +408,12 @@ def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
     """``prune = "asha"``, or ``[prune]`` with ``rule = "asha"``, the rule's options and the
     ``metric`` it judges on."""
     given: dict[str, Any] = {}
+    key = "prune"
     if isinstance(spec, dict):
         given = {k: v for k, v in spec.items() if k != "rule"}
-        spec = spec.get("rule")
-    if spec not in PRUNE_OPTIONS:
-        raise lines.error("prune", f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
+        spec, key = spec.get("rule"), ("rule" if "rule" in spec else "prune")
+    if not isinstance(spec, str) or spec not in PRUNE_OPTIONS:  # a table is not a rule's name
+        raise lines.error(key, f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
     metric = PRUNE_METRICS[0]
     if spec != "none" and "metric" in given:  # "none" judges nothing: _options refuses it there
         metric = given.pop("metric")
