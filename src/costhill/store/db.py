@@ -618,8 +618,8 @@ class Store(Claims):
         shows as ``interrupted``."""
         query, where, args = "SELECT * FROM runs", [], []
         if sweep is not None:
-            if sweep not in self.sweeps():
-                known = ", ".join(self.sweeps()) or "none"
+            if sweep not in (sweeps := self.sweeps()):
+                known = ", ".join(sweeps) or "none"
                 raise StoreError(f"sweep {sweep!r}: not in {self.path} (sweeps: {known})")
             where.append("config_hash IN (SELECT config_hash FROM sweep_members WHERE sweep = ?)")
             args.append(sweep)
