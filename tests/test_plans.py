@@ -55,7 +55,7 @@ def test_the_issue_s_example_plan_works_as_written():
         ),
         (
             ('init = ["glorot_uniform", "he_normal"]', 'init = ["glorot", "he_normal"]'),
-            r"lr-demo.toml:9: init: .*unknown initializer 'glorot'",
+            r"lr-demo.toml:9: axes.init: .*unknown initializer 'glorot'",
         ),
         (('name = "adam"', 'name = "adamm"'), r"lr-demo.toml:17: name: unknown optimizer 'adamm'"),
         (
@@ -75,7 +75,7 @@ def test_the_issue_s_example_plan_works_as_written():
         (("epochs = 5", "epochs = 0"), r"lr-demo.toml:4: epochs: must be a positive number"),
         (("epochs = 5", "epochs = 5\nsteps = 100"), "exactly one budget"),
         (("[axes]", "[axes]\ncolour = [1]"), r"lr-demo.toml:9: axes.colour: unknown axis"),
-        (("batch_size = [64]", "batch_size = [0]"), r"lr-demo.toml:10: batch_size:"),
+        (("batch_size = [64]", "batch_size = [0]"), r"lr-demo.toml:10: axes.batch_size:"),
         (("target = 0.85", "target = 85"), r"lr-demo.toml:5: target: must be an accuracy"),
         (('model = "mlp"', 'model = "mlp\n'), "not valid TOML"),
         # found by atheris (tests/fuzz/targets.py plan): a TypeError before
@@ -196,3 +196,49 @@ def test_grid_round_trip(batch_sizes, inits, lrs, seeds, epochs):
 @given(st.permutations(list(RunConfig().to_dict().items())))
 def test_config_hash_is_stable_across_key_order(items):
     assert from_dict(dict(items), source="t").config_hash() == RunConfig().config_hash()
+
+
+WHOLE = """\
+name = "whole"
+dataset = "fashion-mnist-sample"
+batch_size = 64
+epochs = 1
+seeds = [0]
+search = "{search}"
+trials = 6
+
+[axes]
+batch_size = {spec}
+
+[[axes.optimizer]]
+name = "adam"
+lr = {{log = [1e-4, 1e-2]}}
+"""
+
+
+@pytest.mark.parametrize("search", ["random", "tpe"])
+def test_a_range_of_whole_numbers_is_searched_as_whole_numbers(search):
+    plan = parse_plan(
+        WHOLE.format(search=search, spec="{log = [15.5, 128], int = true}"), source="whole.toml"
+    )
+    if search == "tpe":
+        assert plan.search is not None
+        first = plan.search.first_point()["batch_size"]  # what the plan checks before training
+        assert first == 16 and isinstance(first, int)
+    else:
+        sizes = [c.batch_size for c in plan.configs]
+        assert len(sizes) == 6 and all(isinstance(s, int) and 16 <= s <= 128 for s in sizes)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ('{log = [16, 128], int = "yes"}', r"whole.toml:10: axes.batch_size: int = 'yes': must be"),
+        ("{range = [0.2, 0.8], int = true}", r"whole.toml:10: .*holds no whole number"),
+        ("{int = [16, 128]}", r"whole.toml:10: .*with int = true for whole numbers"),
+        ("[0]", r"whole.toml:10: axes.batch_size: batch_size = 0: expected a positive integer"),
+    ],
+)
+def test_a_bad_axis_is_blamed_on_its_line_under_axes_not_the_setting_it_overrides(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_plan(WHOLE.format(search="random", spec=spec), source="whole.toml")

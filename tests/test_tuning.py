@@ -6,6 +6,7 @@ bad sampler and pruner options named with their file, line and valid choices."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -570,3 +571,19 @@ def test_a_tuning_plans_dry_run_says_its_sampler_pruner_and_every_studys_space(i
     assert "pruner: median from epoch 1, after 5 trials, judging validation accuracy" in (
         " ".join(median.stdout.split())
     )
+
+
+def test_a_dry_run_lists_as_fixed_only_the_settings_no_study_searches(invoke, tmp_path):
+    plan = tmp_path / "sizes.toml"
+    plan.write_text(
+        'name = "sizes"\ndataset = "fashion-mnist-sample"\nbatch_size = 64\nepochs = 1\n'
+        'seeds = [0]\nsearch = "tpe"\ntrials = 2\n\n[axes]\n'
+        "batch_size = {log = [16, 128], int = true}\n\n"
+        '[[axes.optimizer]]\nname = "adam"\nlr = {log = [1e-4, 1e-2]}\n'
+    )
+    dry = invoke("sweep", str(plan), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    said = dry.stdout.splitlines()
+    assert "study sizes.adam: batch_size a log range of whole numbers [16, 128]; " in said[3]
+    fixed = json.loads(next(line for line in said if line.startswith("every trial: "))[13:])
+    assert fixed["epochs"] == 1 and "batch_size" not in fixed  # the study draws it

@@ -140,7 +140,8 @@ def _print_dry_run(loaded: Any) -> None:
         for name, study in studies(loaded):
             asked = describe_space(study)
             out.print(f"study {name}: " + "; ".join(f"{k} {v}" for k, v in asked.items()))
-        out.print("every trial: " + json.dumps(search.settings))
+        fixed = {k: v for k, v in search.settings.items() if k not in search.axes}
+        out.print("every trial: " + json.dumps(fixed))  # what no study searches
         return
     out.print(
         f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "

@@ -183,10 +183,21 @@ class _Lines:
         ]
         return found[index] if index < len(found) else 0
 
+    def table(self, name: str) -> int:
+        """The line of the ``[name]`` table's header (0 if there is none)."""
+        header = f"[{name}]"
+        return next(
+            (n for n, line in enumerate(self.lines, start=1) if _bare(line) == header),
+            0,
+        )
+
     def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
         if key in self.overridden and not after:
             return ConfigError(f"overrides {key}: {message}")
-        line = self.of(key.split(".")[-1], after=after) or self.of(key.split(".")[-1])
+        *tables, name = key.split(".")
+        if tables and not after:  # axes.batch_size: the one under [axes], not the top-level key
+            after = self.table(".".join(tables))
+        line = self.of(name, after=after) or self.of(name)
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {key}: {message}")
 
@@ -216,8 +227,12 @@ def _range_values(
     if unknown or len(kinds) != 1:
         raise lines.error(
             key,
-            "expected a list, {log = [low, high], num = N} or {range = [low, high], num = N}",
+            "expected a list, {log = [low, high], num = N} or {range = [low, high], num = N} "
+            "(with int = true for whole numbers)",
         )
+    whole = spec.get("int", False)
+    if not isinstance(whole, bool):
+        raise lines.error(key, f"int = {whole!r}: must be true or false")
     kind = kinds[0]
     low_high = spec[kind]
     if (
@@ -231,16 +246,22 @@ def _range_values(
         raise lines.error(key, f"{kind} = [{low:g}, {high:g}]: low must be below high")
     if kind == "log" and low <= 0:
         raise lines.error(key, f"log = [{low:g}, {high:g}]: a log range must be above 0")
+    if whole and math.ceil(low) > math.floor(high):
+        raise lines.error(key, f"{kind} = [{low:g}, {high:g}]: holds no whole number (int = true)")
     if "num" not in spec:
         if not random:
             raise lines.error(key, f"a grid needs num = N beside {kind}")
-        return {"kind": kind, "low": low, "high": high, "int": bool(spec.get("int"))}
+        return {"kind": kind, "low": low, "high": high, "int": whole}
     num = spec["num"]
     if not isinstance(num, int) or num < 1:
         raise lines.error(key, "num must be a positive integer")
     grid = np.geomspace(low, high, num) if kind == "log" else np.linspace(low, high, num)
     values = [float(f"{v:.6g}") for v in grid]
-    return [int(round(v)) for v in values] if spec.get("int") else values
+    return [int(round(v)) for v in values] if whole else values
+
+
+def _bare(line: str) -> str:
+    return line.split("#")[0].replace(" ", "").strip()  # a header as written, comment aside
 
 
 class _Anchored(_Lines):
@@ -263,7 +284,9 @@ def _draw(values: list[Any] | dict[str, Any], rng: np.random.Generator) -> Any:
         if values["kind"] == "log"
         else rng.uniform(low, high)
     )
-    return int(round(value)) if values["int"] else float(f"{value:.6g}")
+    if values["int"]:  # the nearest whole number inside the range
+        return min(max(round(value), math.ceil(low)), math.floor(high))
+    return float(f"{value:.6g}")
 
 
 def _points(
@@ -477,7 +500,9 @@ def _tuning(
 
 
 def _lowest(values: list[Any] | dict[str, Any]) -> Any:
-    return values[0] if isinstance(values, list) else values["low"]
+    if isinstance(values, list):
+        return values[0]
+    return math.ceil(values["low"]) if values["int"] else values["low"]
 
 
 def _axes(
@@ -570,8 +595,10 @@ def _config(values: dict[str, Any], *, lines: _Lines, point: dict[str, Any]) -> 
         check(config)
     except ConfigError as err:
         message = str(err).removeprefix(f"{lines.source}: ")
-        culprit = next((k for k in point if k.split(".")[-1] in message), None)
-        culprit = culprit or next((k for k in values if k in message), "axes")
+        axis = next((k for k in point if k.split(".")[-1] in message), None)
+        if axis is not None and axis != "lr" and not axis.startswith("opt."):
+            raise lines.error(f"axes.{axis}", message) from None  # a setting's axis, in [axes]
+        culprit = axis or next((k for k in values if k in message), "axes")
         raise lines.error(culprit.split(".")[-1], message) from None
     return config
 
