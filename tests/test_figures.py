@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from costhill.config import RunConfig
 from costhill.results.diagnostics import diagnose_initializers
+from costhill.results.plots import parallel_lines
 from costhill.results.regimes import regime_stats
+from costhill.results.report import _pruned_grey
 from costhill.store import Store
 
 FIXTURE = Path(__file__).parent / "data" / "runs.db"
@@ -135,3 +138,41 @@ def test_report_from_the_cli(invoke, store_copy, tmp_path):
     assert "Predictions" in result.stdout and out.stat().st_size > 1_000_000
     missing = invoke("report", "7", "--out", out, "--store", store_copy)
     assert missing.exit_code == 2 and "not in" in missing.stderr
+
+
+def _arm(optimizer: str, lr: float, value: float, *, pruned: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(params={"optimizer": optimizer, "lr": lr}, value=value, pruned=pruned)
+
+
+def test_parallel_coordinates_label_every_axis_and_draw_pruned_arms_apart():
+    arms = [
+        _arm("adam", 1e-3, 0.80),
+        _arm("sgd", 1e-2, 0.70),
+        _arm("adam", 1e-4, 0.90),
+        _arm("sgd", 1e-4, 0.40, pruned=True),
+    ]
+    lines = parallel_lines(arms, ["lr", "optimizer"])
+    labels = [label for label, _ in lines.columns]
+    assert labels == ["lr (log scale)", "optimizer", "mean best val acc"]
+    lr_ticks, optimizer_ticks, value_ticks = (ticks for _, ticks in lines.columns)
+    # Ticks in the values' own units, at heights a hand computation gives.
+    assert lr_ticks == [(0.0, "0.0001"), (pytest.approx(0.5), "0.001"), (1.0, "0.01")]
+    assert optimizer_ticks == [(0.0, "adam"), (1.0, "sgd")]
+    assert value_ticks == [(0.0, "0.7"), (pytest.approx(0.5), "0.8"), (1.0, "0.9")]
+    # An arm that ran its course reaches the value axis, scaled over those arms alone.
+    assert sorted(lines.finished, key=lambda line: line[1]) == [
+        ([1.0, 1.0, 0.0], 0.70),
+        ([pytest.approx(0.5), 0.0, pytest.approx(0.5)], 0.80),
+        ([0.0, 0.0, pytest.approx(1.0)], 0.90),
+    ]
+    assert lines.pruned == [[0.0, 1.0]]  # across the settings, not ranked on the value
+
+
+def test_the_reports_parallel_coordinates_colour_pruned_arms_grey_below_the_scale():
+    arms = [_arm("adam", 1e-3, 0.80), _arm("adam", 1e-4, 0.90), _arm("sgd", 1e-4, 0.4, pruned=True)]
+    line = _pruned_grey([a.value for a in arms], arms)
+    assert line["cmin"] < 0.80 and line["cmax"] == pytest.approx(0.90)
+    assert line["color"][:2] == [0.80, 0.90] and line["color"][2] == line["cmin"]
+    grey = [place for place, colour in line["colorscale"] if colour == "#c8c8c8"]
+    boundary = (0.80 - line["cmin"]) / (line["cmax"] - line["cmin"])
+    assert max(grey) < boundary  # the pruned colour lies below every finished arm's

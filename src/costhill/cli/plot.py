@@ -123,14 +123,16 @@ def _draw(
         return _regimes(store, run_ids, out, data_dir)
     if kind in ("confusion", "misclassified"):
         return _predictions(kind, store, run_ids, out, data_dir)
-    rows = store.sweep_runs(sweep)
     if kind == "lr":
-        return plots.plot_lr_sensitivity(_lr_points(rows), out)
-    from ..results.compare import arm_settings, compare
+        return plots.plot_lr_sensitivity(_lr_points(store.sweep_runs(sweep)), out)
+    from ..results.studies import sweep_arms
 
-    varying = compare(store, str(sweep)).varying
-    flat = [{**arm_settings(r["config"], varying), **r} for r in rows]
-    return plots.plot_parallel(flat, [k for k in varying if k != "seed"], out)
+    arms, varying = sweep_arms(store, str(sweep))  # pruned ones too, drawn apart
+    pruned = sum(a.pruned for a in arms)
+    title = f"sweep {sweep}: {len(arms) - pruned} arms ran their course" + (
+        f", {pruned} pruned" if pruned else ""
+    )
+    return plots.plot_parallel(arms, [k for k in varying if k != "seed"], out, title=title)
 
 
 def _regimes(store: Any, run_ids: list[int], out: str, data_dir: str | None) -> Any:

@@ -7,6 +7,7 @@ Figures are drawn from stored runs only (``Run`` objects from the store), never 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -448,15 +449,19 @@ class ParallelAxis(NamedTuple):
 
 
 def parallel_axis(name: str, raw: list[Any]) -> ParallelAxis:
-    """An axis for setting ``name`` given each line's value: numbers as they are (log10 where all
-    are positive and span a decade), anything else as evenly spaced named levels. A value that is
-    None (an optimizer's hyperparameter on an arm of another optimizer) sits at an ``n/a`` tick
-    below the numbers, so a conditional setting keeps its numeric scale.
+    """An axis for setting ``name`` given each line's value: numbers as they are (on a log scale
+    where all are positive and span a decade, its ticks in the values' own units), anything else
+    as evenly spaced named levels. A value that is None (an optimizer's hyperparameter on an arm
+    of another optimizer) sits at an ``n/a`` tick below the numbers, so a conditional setting
+    keeps its numeric scale.
 
     >>> parallel_axis("opt.b1", [0.9, 0.99, None]).positions[2] < 0.9
     True
     >>> parallel_axis("optimizer", ["sgd", "adam"]).ticks
     [(0.0, 'adam'), (1.0, 'sgd')]
+    >>> axis = parallel_axis("lr", [1e-4, 3e-3, 1e-2])
+    >>> axis.label, [text for _, text in axis.ticks]
+    ('lr (log scale)', ['0.0001', '0.001', '0.01'])
     """
     present = [v for v in raw if v is not None]
     numeric = bool(present) and all(
@@ -467,49 +472,103 @@ def parallel_axis(name: str, raw: list[Any]) -> ParallelAxis:
         positions = [float(levels.index(NOT_APPLICABLE if v is None else str(v))) for v in raw]
         return ParallelAxis(name, positions, [(float(i), t) for i, t in enumerate(levels)])
     values = np.array(present, dtype=np.float64)
-    if (values > 0).all() and values.max() / values.min() >= 10:
-        values, name = np.log10(values), f"log10 {name}"
-    if len(present) == len(raw):
-        return ParallelAxis(name, values.tolist(), [])
+    log = bool((values > 0).all() and values.max() / values.min() >= 10)
+    if log:
+        values, name = np.log10(values), f"{name} (log scale)"
     low, high = float(values.min()), float(values.max())
+    ticks = _number_ticks(low, high, log=log)
+    if len(present) == len(raw):
+        return ParallelAxis(name, values.tolist(), ticks if log else [])
     missing = low - 0.2 * ((high - low) or 1.0)
     found = iter(values.tolist())
     positions = [missing if v is None else next(found) for v in raw]
-    ticks = [(missing, NOT_APPLICABLE)] + [
-        (float(t), f"{t:.3g}") for t in np.linspace(low, high, 3 if high > low else 1)
-    ]
-    return ParallelAxis(name, positions, ticks)
+    return ParallelAxis(name, positions, [(missing, NOT_APPLICABLE), *ticks])
 
 
-def plot_parallel(rows: list[dict[str, Any]], axes: list[str], out: str | Path) -> Path:
-    """Parallel coordinates of a sweep: one vertical axis per hyperparameter (see
-    ``parallel_axis``), lines coloured by best validation accuracy."""
+def _number_ticks(low: float, high: float, *, log: bool) -> list[tuple[float, str]]:
+    """Ticks at both ends and (log scale) at each whole decade between, or (linear) the middle;
+    labelled in the values' units."""
+    if high <= low:
+        return [(low, f"{10**low if log else low:.3g}")]
+    inside = (
+        [float(d) for d in range(math.ceil(low), math.floor(high) + 1)]
+        if log
+        else [(low + high) / 2]
+    )
+    room = 0.1 * (high - low)  # a tick too near an end would print over it
+    places = [low, *(t for t in inside if low + room < t < high - room), high]
+    return [(t, f"{10**t if log else t:.3g}") for t in places]
+
+
+class ParallelLines(NamedTuple):
+    """A parallel-coordinates figure as data: each column's label and ticks (heights in [0, 1]),
+    each arm that ran its course as its heights across every column (the settings, then the mean
+    best validation accuracy) with that value, and each pruned arm across the settings alone
+    (its accuracy, where it stopped, is not one to rank beside the others')."""
+
+    columns: list[tuple[str, list[tuple[float, str]]]]
+    finished: list[tuple[list[float], float]]
+    pruned: list[list[float]]
+
+
+def parallel_lines(arms: list[Any], settings: list[str]) -> ParallelLines:
+    """``arms`` (``results.studies.Arm``: ``params``, ``value``, ``pruned``) as
+    ``ParallelLines`` over the ``settings`` that vary."""
+    columns: list[tuple[str, list[tuple[float, str]]]] = []
+    heights: list[list[float]] = [[] for _ in arms]
+    for name in settings:
+        axis = parallel_axis(name, [a.params.get(name) for a in arms])
+        low, span = min(axis.positions), (max(axis.positions) - min(axis.positions)) or 1.0
+        ticks = axis.ticks or _number_ticks(min(axis.positions), max(axis.positions), log=False)
+        columns.append((axis.label, [((p - low) / span, text) for p, text in ticks]))
+        for line, position in zip(heights, axis.positions, strict=True):
+            line.append((position - low) / span)
+    done = [(line, a.value) for line, a in zip(heights, arms, strict=True) if not a.pruned]
+    if done:
+        low, high = min(v for _, v in done), max(v for _, v in done)
+        span = (high - low) or 1.0
+        ticks = _number_ticks(low, high, log=False)
+        columns.append(("mean best val acc", [((t - low) / span, text) for t, text in ticks]))
+        done = [([*line, (v - low) / span], v) for line, v in done]
+    stopped = [line for line, a in zip(heights, arms, strict=True) if a.pruned]
+    return ParallelLines(columns, done, stopped)
+
+
+def plot_parallel(arms: list[Any], settings: list[str], out: str | Path, *, title: str) -> Path:
+    """Parallel coordinates of a sweep's arms (``parallel_lines``): one vertical axis per
+    setting that varies, then the mean best validation accuracy over the arm's seeds, each arm
+    that ran its course coloured by it (the best drawn last, on top); pruned arms in grey,
+    across the settings alone."""
     import matplotlib
 
-    fig, ax = _figure(10, 5.5)
-    columns = []
-    for name in axes:
-        axis = parallel_axis(name, [r.get(name) for r in rows])
-        values = np.array(axis.positions, dtype=np.float64)
-        span = values.max() - values.min()
-        columns.append((axis.label, (values - values.min()) / (span if span else 1.0)))
-    scores = np.array([r.get("best_val_accuracy") or 0.0 for r in rows])
+    lines = parallel_lines(arms, settings)
+    fig, ax = _figure(max(6.0, 2.2 * len(lines.columns)), 5.5)
     cmap = matplotlib.colormaps["viridis"]
-    norm = matplotlib.colors.Normalize(
-        scores.min(), scores.max() if scores.max() > scores.min() else scores.min() + 1
-    )
-    for j in np.argsort(scores):
-        ax.plot(
-            range(len(columns)),
-            [c[1][j] for c in columns],
-            color=cmap(norm(scores[j])),
-            alpha=0.7,
-            linewidth=1.2,
-        )
-    ax.set_xticks(range(len(columns)), [c[0] for c in columns])
+    values = [v for _, v in lines.finished]
+    norm = matplotlib.colors.Normalize(min(values, default=0.0), max(values, default=1.0))
+    for i, heights in enumerate(lines.pruned):
+        label = f"pruned ({len(lines.pruned)} arms; never chosen)" if i == 0 else None
+        ax.plot(range(len(heights)), heights, color="0.75", linewidth=0.9, zorder=1, label=label)
+    for heights, value in sorted(lines.finished, key=lambda line: line[1]):
+        ax.plot(range(len(heights)), heights, color=cmap(norm(value)), linewidth=1.6, zorder=2)
+    for x, (_, ticks) in enumerate(lines.columns):
+        ax.axvline(x, color="0.2", linewidth=0.8, zorder=3)
+        for height, text in ticks:
+            ax.plot([x - 0.03, x], [height, height], color="0.2", linewidth=0.8, zorder=3)
+            ax.text(x - 0.05, height, text, ha="right", va="center", fontsize=7.5, zorder=4)
+    ax.set_xticks(range(len(lines.columns)), [label for label, _ in lines.columns])
+    ax.set_xlim(-0.6, len(lines.columns) - 0.8)
+    ax.set_ylim(-0.05, 1.05)
     ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    if lines.pruned:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False, fontsize=8)
+    ax.set_title(title)
     fig.colorbar(
-        matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="best validation accuracy"
+        matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap),
+        ax=ax,
+        label="mean best validation accuracy over seeds",
     )
     return _save(fig, out)[0]
 

@@ -254,13 +254,12 @@ def _search_section(store: Store, sweep: str) -> str:
 
     arms, varying = sweep_arms(store, sweep)
     dimensions = [_dimension(key, [a.params.get(key) for a in arms]) for key in varying]
-    values = [None if a.pruned else a.value for a in arms]
-    dimensions.append({"label": "mean best val acc", "values": [v or 0.0 for v in values]})
+    label = "mean best val acc" + (
+        " (pruned: of its epochs)" if any(a.pruned for a in arms) else ""
+    )
+    dimensions.append({"label": label, "values": [a.value for a in arms]})
     fig = go.Figure(
-        go.Parcoords(
-            line={"color": [v or 0.0 for v in values], "colorscale": "Viridis", "showscale": True},
-            dimensions=dimensions,
-        )
+        go.Parcoords(line=_pruned_grey([a.value for a in arms], arms), dimensions=dimensions)
     )
     fig.update_layout(height=420, margin={"l": 60, "r": 40, "t": 40, "b": 30})
     parts = [_figure_html(fig, "search-parallel")]
@@ -291,6 +290,30 @@ def _search_section(store: Store, sweep: str) -> str:
             )
         )
     return "\n".join(parts)
+
+
+def _pruned_grey(values: list[float], arms: list[Any]) -> dict[str, Any]:
+    """Parallel coordinates' line colours: Viridis over the arms that ran their course, grey
+    (a band below that scale) for the pruned, whose accuracy is not one to rank with theirs."""
+    from plotly.colors import sequential
+
+    finished = [v for v, a in zip(values, arms, strict=True) if not a.pruned]
+    low = min(finished, default=0.0)
+    span = (max(finished, default=0.0) - low) or 0.01
+    below = low - 0.05 * span
+    grey_to = (low - below) / (low + span - below)
+    viridis = sequential.Viridis
+    scale = [[0.0, "#c8c8c8"], [grey_to * 0.999, "#c8c8c8"]] + [
+        [grey_to + (1 - grey_to) * i / (len(viridis) - 1), c] for i, c in enumerate(viridis)
+    ]
+    return {
+        "color": [below if a.pruned else v for v, a in zip(values, arms, strict=True)],
+        "colorscale": scale,
+        "cmin": below,
+        "cmax": low + span,
+        "showscale": True,
+        "colorbar": {"title": "mean best val acc"},
+    }
 
 
 def _dimension(key: str, values: list[Any]) -> dict[str, Any]:
