@@ -203,7 +203,9 @@ def test_a_batch_of_trials_trains_as_one_cohort_and_only_its_best_trial_runs_its
         assert all(r["epochs"] == 1 for r in mine if r["status"] == "pruned")
 
 
-def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_path, tmp_path):
+def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(
+    store_path, tmp_path, invoke
+):
     from costhill.engine import COMPILE_CACHE
 
     plan = _plan(trials=5)
@@ -250,6 +252,11 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(store_pa
     exported = optuna.load_study(study_name="tuned", storage=url)
     states = [t.state for t in exported.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned) // 2
+    shown = invoke("show", str(pruned[0]["run_id"]), "--store", store_path)
+    said = f"pruned after epoch {pruned[0]['epochs']} by asha on validation accuracy (sweep tuned)"
+    assert said in shown.stdout.splitlines()[1]
+    twice = invoke("export", "--sweep", "tuned", "--optuna", url, "--store", store_path)
+    assert twice.exit_code != 0 and "optuna delete-study --study-name tuned" in twice.stderr
 
 
 def _ids(store, row) -> set[int]:

@@ -106,6 +106,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
     with Store(store_path, read_only=True) as store:
         run = store.load(run_id, with_params=False)
         snapshots = store.snapshot_index(run_id)
+        stopped = _pruned_words(store, run) if run.status == "pruned" else None
     if as_json:
         click.echo(
             json.dumps(
@@ -124,6 +125,8 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
         return
     console = make_console()
     console.print(f"[bold]run {run.run_id}[/] · {run.status} · created {run.created_at}")
+    if stopped:
+        console.print(stopped)
     console.print("config: " + json.dumps(run.config.to_dict()))
     console.print("data: " + json.dumps(run.data))
     console.print("versions: " + json.dumps(run.versions))
@@ -188,3 +191,14 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
 
 
 COMMANDS = [runs_command, show, export_params]
+
+
+def _pruned_words(store: Any, run: Any) -> str:
+    """Who stopped a pruned run, and when: ``pruned after epoch 2 by asha on validation accuracy
+    (sweep t); never compared or chosen``."""
+    from ..results.compare import pruned_by
+
+    sweeps = store.sweeps_of(run.config.config_hash())
+    by = " and ".join(f"{pruned_by(store.sweep_pruning(s))} (sweep {s})" for s in sweeps)
+    epoch = run.epochs[-1].epoch if run.epochs else 0
+    return f"pruned after epoch {epoch} by {by or 'a tuning sweep'}; never compared or chosen"

@@ -130,7 +130,9 @@ def export_study(store: Store, sweep: str, storage_url: str) -> int:
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise StoreError(
-            f"storage_url {storage_url}: already holds a study named {sweep!r}"
+            f"storage_url {storage_url}: already holds a study named {sweep!r}, which is not "
+            f"overwritten: delete it there (optuna delete-study --study-name {sweep} --storage "
+            f"{storage_url}) or write to another storage"
         ) from None
     except (ValueError, ImportError, SQLAlchemyError) as err:
         # SQLAlchemy appends a "Background on this error" link on a line of its own.

@@ -590,6 +590,11 @@ class Store(Claims):
     def sweeps(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT sweep FROM sweep_members")]
 
+    def sweeps_of(self, config_hash: str) -> list[str]:
+        """The sweeps whose plans hold the config ``config_hash``, by name."""
+        query = "SELECT DISTINCT sweep FROM sweep_members WHERE config_hash = ? ORDER BY sweep"
+        return [r[0] for r in self.db.execute(query, (config_hash,))]
+
     @_reading
     def sweep_runs(self, sweep: str, *, statuses: Sequence[str] = DONE) -> list[dict]:
         """The latest run of each config of ``sweep`` among those of ``statuses`` (finished or
