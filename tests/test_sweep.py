@@ -587,6 +587,7 @@ def test_compare_cli_shows_an_optimizers_own_hyperparameter_as_its_own_column(
     missed = _compared(invoke, betas_store, "betas", "--target", "0.95")
     assert "performance profile: no arm reached the target at every seed" in missed
     assert "opt.b1 " in text.split("within optimizer=adam: ")[1]
+    assert "importance (fANOVA over the 6 arms that ran their course: share" in text
     wrong = invoke("compare", "--sweep", "betas", "--store", betas_store, "--by", "b1")
     assert wrong.exit_code != 0 and "Traceback" not in wrong.output
     assert wrong.stderr.splitlines() == [

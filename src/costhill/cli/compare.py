@@ -110,7 +110,8 @@ def compare(
     if shares is not None:
         console = make_console()
         console.print(
-            "importance (fANOVA: share of the variance of mean best val acc): " + _shares(shares)
+            f"importance (fANOVA over the {len(result.rows)} arms that ran their course: share "
+            "of the variance of mean best val acc): " + _shares(shares)
         )
         for optimizer, among in within.items():
             console.print(f"  within optimizer={optimizer}: " + _shares(among))

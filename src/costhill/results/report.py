@@ -271,7 +271,8 @@ def _search_section(store: Store, sweep: str) -> str:
         rows = [[k, f"{v:.3f}"] for k, v in shares.items()]
         for optimizer, among in conditional_importance(store, sweep).items():
             rows += [[f"{k} (within optimizer={optimizer})", f"{v:.3f}"] for k, v in among.items()]
-        parts.append(_table(["setting", "importance (fANOVA)"], rows))
+        finished = sum(not a.pruned for a in arms)
+        parts.append(_table(["setting", f"importance (fANOVA over {finished} arms)"], rows))
     stopped = [a for a in arms if a.pruned]
     if stopped:
         parts.append(
