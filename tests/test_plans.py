@@ -144,7 +144,7 @@ def test_set_overrides_plan_settings():
     [
         ("epochs=-1", r"^overrides epochs: must be a positive number$"),
         ("target=3", r"^overrides target: must be an accuracy in \(0, 1\]$"),
-        ("search=bayes", r"^overrides search: must be 'grid', 'random' or 'tpe'$"),
+        ("search=bayes", r"^overrides search: 'bayes': unknown search; valid: grid, random, tpe$"),
     ],
 )
 def test_a_bad_override_is_blamed_not_the_files_line_it_replaced(pair, message):

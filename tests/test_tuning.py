@@ -367,7 +367,7 @@ def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ('search = "tpe"', r"tuned.toml:8: search: must be 'grid', 'random' or 'tpe'"),
+        ('search = "tpe"', r"tuned.toml:8: search: 'bayes': unknown search; valid: grid, random"),
         ('prune = "asha"', r"tuned.toml:10: prune: 'sometimes': unknown rule; valid: none, asha"),
     ],
 )
@@ -422,6 +422,15 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
             '[prune]\nrule = "none"\nmetric = "val_cost"\n',
             r"tuned.toml:{line}: metric: prune none has no option 'metric'; valid: none",
         ),
+        (
+            '[search]\nsampler = "cmaes"\n',
+            r"tuned.toml:{line}: sampler: 'cmaes': unknown sampler; valid: grid, random, tpe",
+        ),
+        (  # a table with no rule was "None: unknown rule"
+            "[prune]\nmin_epochs = 1\n",
+            r"tuned.toml:{line_before}: prune: \[prune\] needs rule = one of: none, asha, "
+            "hyperband, median",
+        ),
         (  # found by the fuzzer: a table where the rule's name goes raised a TypeError
             "[prune]\nrule = {log = [1e-4, 1e-2]}\n",
             r"tuned.toml:{line}: rule: \{{'log': \[0.0001, 0.01\]\}}: unknown rule; valid: none, "
@@ -437,7 +446,7 @@ def test_an_unknown_option_is_named_with_the_valid_ones(table, message):
     text = text.replace("[[axes.optimizer]]", table + "\n[[axes.optimizer]]", 1)
     culprit = table.strip().splitlines()[-1]
     line = text.splitlines().index(culprit) + 1
-    with pytest.raises(ConfigError, match=message.format(line=line)):
+    with pytest.raises(ConfigError, match=message.format(line=line, line_before=line - 1)):
         parse_plan(text, source="tuned.toml")
 
 
@@ -563,6 +572,10 @@ def test_a_tuning_plans_dry_run_says_its_sampler_pruner_and_every_studys_space(i
     assert dry.exit_code == 0, dry.output
     lines = dry.stdout.splitlines()
     assert lines[0].startswith("plan optimizers-tuned: tpe search, 9 studies of 4 trials × 3 seeds")
+    one = invoke(
+        "sweep", "optimizers-tuned", "--dry-run", "--set", "seeds=[0]", "--set", "trials=1"
+    )
+    assert "9 studies of 1 trial × 1 seed (9 runs)" in one.stdout.splitlines()[0]
     assert "sampler: TPE, seed 0, its first 4 trials a Latin hypercube, 4 asked at a time" in lines
     assert (
         "pruner: asha from epoch 1, one trial in 3 going on at each rung, judging validation "
@@ -595,3 +608,23 @@ def test_a_dry_run_lists_as_fixed_only_the_settings_no_study_searches(invoke, tm
     assert "study sizes.adam: batch_size a log range of whole numbers [16, 128]; " in said[3]
     fixed = json.loads(next(line for line in said if line.startswith("every trial: "))[13:])
     assert fixed["epochs"] == 1 and "batch_size" not in fixed  # the study draws it
+
+
+@pytest.mark.parametrize(
+    ("axes", "message"),
+    [
+        (
+            "[axes]\nlr = [1e-3]\n",
+            r"one.toml:7: axes: nothing to search: every axis \(lr\) has one",
+        ),
+        (
+            '[axes]\nlr = [1e-3]\n\n[[axes.optimizer]]\nname = "adam"\n\n[[axes.optimizer]]\n'
+            'name = "sgd"\nlr = [1e-2, 1e-1]\n',
+            r"one.toml:11: name: adam's study: nothing to search: every axis \(lr\) has one value",
+        ),
+    ],
+)
+def test_a_tpe_study_with_one_point_is_refused_before_training(axes, message):
+    text = 'name = "one"\nepochs = 2\nseeds = [0]\nsearch = "tpe"\ntrials = 4\n\n' + axes
+    with pytest.raises(ConfigError, match=message):
+        parse_plan(text, source="one.toml")

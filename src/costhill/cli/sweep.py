@@ -125,10 +125,12 @@ def _print_dry_run(loaded: Any) -> None:
     if search.kind == "tpe":
         from ..sweeps.tuning import describe_space, studies
 
+        count = max(1, len(search.arms))
         out.print(
-            f"plan {loaded.name}: tpe search, {max(1, len(search.arms))} studies of "
-            f"{search.trials} trials × {len(search.seeds)} seeds ({len(loaded)} runs), "
-            f"budget {loaded.budget.kind} {loaded.budget.amount:g}"
+            f"plan {loaded.name}: tpe search, {count} stud{'y' if count == 1 else 'ies'} of "
+            f"{_counted(search.trials, 'trial')} × {_counted(len(search.seeds), 'seed')} "
+            f"({_counted(len(loaded), 'run')}), budget {loaded.budget.kind} "
+            f"{loaded.budget.amount:g}"
         )
         sampler = search.sampler
         out.print(
@@ -149,6 +151,10 @@ def _print_dry_run(loaded: Any) -> None:
     )
     for config in loaded.configs:
         out.print(json.dumps(config.to_dict()))
+
+
+def _counted(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _pruner_words(search: Any) -> str:

@@ -408,11 +408,13 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     """The plan's search: its kind, trials, sampler options and pruning rule, all checked."""
     search = raw.get("search", "grid")
     sampler: dict[str, Any] = {}
+    table = isinstance(search, dict)
     if isinstance(search, dict):  # [search] with sampler = "tpe" and its options
         sampler = {k: v for k, v in search.items() if k != "sampler"}
         search = search.get("sampler", "tpe")
-    if search not in ("grid", "random", "tpe"):
-        raise lines.error("search", "must be 'grid', 'random' or 'tpe'")
+    if not isinstance(search, str) or search not in ("grid", "random", "tpe"):
+        key = "sampler" if table else "search"
+        raise lines.error(key, f"{search!r}: unknown {key}; valid: grid, random, tpe")
     trials = raw.get("trials", 0)
     if search != "grid" and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise lines.error("trials", f"{search} search needs trials = N (a positive integer)")
@@ -433,6 +435,8 @@ def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
     given: dict[str, Any] = {}
     key = "prune"
     if isinstance(spec, dict):
+        if "rule" not in spec:
+            raise lines.error("prune", f"[prune] needs rule = one of: {', '.join(PRUNE_OPTIONS)}")
         given = {k: v for k, v in spec.items() if k != "rule"}
         spec, key = spec.get("rule"), ("rule" if "rule" in spec else "prune")
     if not isinstance(spec, str) or spec not in PRUNE_OPTIONS:  # a table is not a rule's name
@@ -482,6 +486,7 @@ def _tuning(
         raise lines.error("validation", "a tpe search judges trials on validation: it cannot be 0")
     if not axes and not arms:
         raise lines.error("search", "a tpe search needs axes to search")
+    _check_something_to_search(axes, arms, lines=lines)
     first_judged = search.prune_options.get("min_epochs", 0)
     if first_judged >= budget.amount:
         # A trial is stopped after an epoch it was judged at: the last epoch stops nothing.
@@ -497,6 +502,25 @@ def _tuning(
     # One point, checked now: a bad fixed setting fails before anything trains.
     _configs([search.first_point()], settings, seeds[:1], lines=lines)
     return search
+
+
+def _check_something_to_search(
+    axes: dict[str, list | dict], arms: list[dict[str, Any]], *, lines: _Lines
+) -> None:
+    """Each study's space must hold more than one point, or its every trial is one config."""
+    for index, arm in enumerate(arms or [{}]):
+        space = {**axes, **{k: v for k, v in arm.items() if k != "fixed"}}
+        if any(not isinstance(v, list) or len(v) > 1 for v in space.values()):
+            continue
+        fixed = ", ".join(space) or "none"
+        message = (
+            f"nothing to search: every axis ({fixed}) has one value, so every trial would "
+            "train the same config; give one a range ({log = [low, high]}) or choices"
+        )
+        if not arm:
+            raise lines.error("axes", message)
+        start = lines.section("axes.optimizer", index)
+        raise lines.error("name", f"{arm['fixed']['optimizer']}'s study: {message}", after=start)
 
 
 def _lowest(values: list[Any] | dict[str, Any]) -> Any:
