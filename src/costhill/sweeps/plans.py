@@ -438,7 +438,7 @@ def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
         if "rule" not in spec:
             raise lines.error("prune", f"[prune] needs rule = one of: {', '.join(PRUNE_OPTIONS)}")
         given = {k: v for k, v in spec.items() if k != "rule"}
-        spec, key = spec.get("rule"), ("rule" if "rule" in spec else "prune")
+        spec, key = spec["rule"], "rule"
     if not isinstance(spec, str) or spec not in PRUNE_OPTIONS:  # a table is not a rule's name
         raise lines.error(key, f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
     metric = PRUNE_METRICS[0]
