@@ -57,7 +57,7 @@ def export(
         costhill export --sweep optimizers --optuna sqlite:///studies.db
     """
     from ..results import exports
-    from ..store import Store
+    from ..store import TRAINED, Store
 
     with Store(store_path, read_only=True) as store:
         if optuna_url:
@@ -77,7 +77,8 @@ def export(
             )
             click.echo(f"sent {sent} runs to {mlflow_uri} ({skipped} were already there)")
             return
-        runs = store.sweep_runs(sweep_name) if sweep_name else store.list_runs()
+        # A sweep's pruned runs too: an export is every trained run, its status a column.
+        runs = store.sweep_runs(sweep_name, statuses=TRAINED) if sweep_name else store.list_runs()
         if fmt == "tensorboard":
             from ..results.tensorboard import write_run
 

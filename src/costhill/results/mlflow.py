@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError
-from ..store import EPOCH_COLUMNS, Store
+from ..store import EPOCH_COLUMNS, TRAINED, Store
 
 METRICS_PER_CALL = 1000
 PARAMS_PER_CALL = 100
@@ -47,7 +47,7 @@ def export_to_mlflow(
         }
     except Exception as err:  # MLflow raises many kinds for a bad or unreachable URI
         raise ConfigError(f"tracking_uri {tracking_uri}: {type(err).__name__}: {err}") from None
-    rows = store.sweep_runs(sweep) if sweep else store.list_runs()
+    rows = store.sweep_runs(sweep, statuses=TRAINED) if sweep else store.list_runs()  # pruned too
     exported = skipped = 0
     for row in rows:
         if str(row["run_id"]) in present:
