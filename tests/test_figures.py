@@ -11,7 +11,7 @@ import pytest
 
 from costhill.config import RunConfig
 from costhill.results.diagnostics import diagnose_initializers
-from costhill.results.plots import parallel_lines
+from costhill.results.plots import lr_points, parallel_lines
 from costhill.results.regimes import regime_stats
 from costhill.results.report import _pruned_grey
 from costhill.store import Store
@@ -176,3 +176,17 @@ def test_the_reports_parallel_coordinates_colour_pruned_arms_grey_below_the_scal
     grey = [place for place, colour in line["colorscale"] if colour == "#c8c8c8"]
     boundary = (0.80 - line["cmin"]) / (line["cmax"] - line["cmin"])
     assert max(grey) < boundary  # the pruned colour lies below every finished arm's
+
+
+def test_the_lr_plot_keeps_per_optimizer_and_rate_the_best_arm_over_its_seeds():
+    rows = [
+        {"optimizer": "adam", "lr": 1e-3, "init": "he", "seed": 0, "val_accuracy": 0.80},
+        {"optimizer": "adam", "lr": 1e-3, "init": "he", "seed": 1, "val_accuracy": 0.90},
+        {"optimizer": "adam", "lr": 1e-3, "init": "xavier", "seed": 0, "val_accuracy": 0.84},
+        {"optimizer": "adam", "lr": 1e-2, "init": "he", "seed": 0, "val_accuracy": None},
+        {"optimizer": "sgd", "lr": 1e-3, "init": "he", "seed": 0, "val_accuracy": 0.5},
+    ]
+    points = lr_points(rows)
+    assert [(p.optimizer, p.lr) for p in points] == [("adam", 1e-3), ("sgd", 1e-3)]
+    adam = points[0]  # he's two seeds (mean 0.85) beat xavier's one (0.84)
+    assert adam.mean == pytest.approx(0.85) and adam.std == pytest.approx(0.0707107, rel=1e-5)

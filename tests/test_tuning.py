@@ -256,6 +256,11 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(
     shown = invoke("show", str(pruned[0]["run_id"]), "--store", store_path)
     said = f"pruned after epoch {pruned[0]['epochs']} by asha on validation accuracy (sweep tuned)"
     assert said in shown.stdout.splitlines()[1]
+    for kind in ("lr", "parallel"):  # pruned arms drawn apart, beside those that ran on
+        picture = tmp_path / f"{kind}.png"
+        drawn = invoke("plot", kind, "--sweep", "tuned", "--store", store_path, "--out", picture)
+        assert drawn.exit_code == 0, drawn.output
+        assert picture.stat().st_size > 10_000
     exported_runs = invoke("export", "--sweep", "tuned", "--format", "json", "--store", store_path)
     statuses = [r["status"] for r in json.loads(exported_runs.stdout)]
     assert len(statuses) == 20 and statuses.count("pruned") == len(pruned)  # every trained run

@@ -124,7 +124,9 @@ def _draw(
     if kind in ("confusion", "misclassified"):
         return _predictions(kind, store, run_ids, out, data_dir)
     if kind == "lr":
-        return plots.plot_lr_sensitivity(_lr_points(store.sweep_runs(sweep)), out)
+        kept = plots.lr_points(store.sweep_runs(sweep))
+        stopped = plots.lr_points(store.sweep_runs(sweep, statuses=("pruned",)))
+        return plots.plot_lr_sensitivity(kept, out, pruned=stopped)
     from ..results.studies import sweep_arms
 
     arms, varying = sweep_arms(store, str(sweep))  # pruned ones too, drawn apart
@@ -189,20 +191,6 @@ def _predictions(kind: str, store: Any, run_ids: list[int], out: str, data_dir: 
     return plots.plot_misclassified(
         found.images[wrong], found.labels[wrong], found.predicted[wrong], found.names, out
     )
-
-
-def _lr_points(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float, float]]]:
-    import statistics
-
-    grouped: dict[tuple[str, float], list[float]] = {}
-    for r in rows:
-        if r["val_accuracy"] is not None:
-            grouped.setdefault((r["optimizer"], r["lr"]), []).append(r["val_accuracy"])
-    points: dict[str, list[tuple[float, float, float]]] = {}
-    for (name, lr), values in grouped.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        points.setdefault(name, []).append((lr, statistics.fmean(values), spread))
-    return points
 
 
 COMMANDS = [plot]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..records import Run
-from .compare import NOT_APPLICABLE
+from .compare import NOT_APPLICABLE, arm_key
 
 X_AXES = ("step", "epoch", "seconds")
 MAX_POINTS = 4000  # per-step curves longer than this are drawn as block means
@@ -384,16 +384,74 @@ def plot_accuracy(runs: list[Run], out: str | Path) -> Path:
     return _save(fig, out)[0]
 
 
-def plot_lr_sensitivity(
-    points: dict[str, list[tuple[float, float, float]]], out: str | Path
-) -> Path:
-    """Final validation accuracy against the learning rate, per optimizer (as in DeepOBS):
-    ``points[optimizer]`` = [(lr, mean, std) over seeds]."""
+class LrPoint(NamedTuple):
+    """One arm on the learning-rate plot: its optimizer, rate, and its seeds' final validation
+    accuracy (mean, std)."""
+
+    optimizer: str
+    lr: float
+    mean: float
+    std: float
+
+
+def lr_points(rows: list[dict[str, Any]]) -> list[LrPoint]:
+    """Each arm of ``rows`` (summary rows, grouped by their config but for the seed) as an
+    ``LrPoint``; where several arms share an optimizer and a rate (they differ in another
+    setting), the best of them, as tuning over that setting would keep.
+
+    >>> row = {"optimizer": "sgd", "lr": 0.1, "init": "a", "seed": 0, "val_accuracy": 0.5}
+    >>> seed_1, init_b = {"seed": 1, "val_accuracy": 0.7}, {"init": "b", "val_accuracy": 0.2}
+    >>> rows = [row, row | seed_1, row | init_b]
+    >>> [(p.lr, round(p.mean, 3)) for p in lr_points(rows)]  # init a's two seeds beat init b
+    [(0.1, 0.6)]
+    """
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["val_accuracy"] is not None:
+            config = row.get("config") or {k: v for k, v in row.items() if k != "val_accuracy"}
+            arms.setdefault(arm_key(config), []).append(row)
+    best: dict[tuple[str, float], LrPoint] = {}
+    for members in arms.values():
+        values = np.array([m["val_accuracy"] for m in members], dtype=np.float64)
+        point = LrPoint(
+            members[0]["optimizer"],
+            float(members[0]["lr"]),
+            float(values.mean()),
+            float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        )
+        key = (point.optimizer, point.lr)
+        if key not in best or point.mean > best[key].mean:
+            best[key] = point
+    return sorted(best.values())
+
+
+def plot_lr_sensitivity(points: list[LrPoint], out: str | Path, *, pruned: list[LrPoint]) -> Path:
+    """Final validation accuracy against the learning rate, per optimizer (as in DeepOBS), each
+    arm's mean ± std over its seeds; ``pruned`` arms as hollow markers where they stopped."""
     fig, ax = _figure(8, 5)
-    for i, (name, values) in enumerate(sorted(points.items())):
-        values = sorted(values)
-        lrs, means, stds = (np.array(v) for v in zip(*values, strict=True))
-        ax.errorbar(lrs, means, yerr=stds, marker="o", capsize=3, color=f"C{i % 10}", label=name)
+    names = sorted({p.optimizer for p in points} | {p.optimizer for p in pruned})
+    for i, name in enumerate(names):
+        own = [p for p in points if p.optimizer == name]
+        color = f"C{i % 10}"
+        if own:
+            ax.errorbar(
+                [p.lr for p in own],
+                [p.mean for p in own],
+                yerr=[p.std for p in own],
+                marker="o",
+                capsize=3,
+                color=color,
+                label=name,
+            )
+        stopped = [p for p in pruned if p.optimizer == name]
+        if stopped:
+            ax.scatter(
+                [p.lr for p in stopped],
+                [p.mean for p in stopped],
+                facecolors="none",
+                edgecolors=color,
+                label=f"{name}, pruned (where it stopped)",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final validation accuracy (mean ± std over seeds)")
