@@ -170,7 +170,7 @@ def test_parallel_coordinates_label_every_axis_and_draw_pruned_arms_apart():
 
 def test_the_reports_parallel_coordinates_colour_pruned_arms_grey_below_the_scale():
     arms = [_arm("adam", 1e-3, 0.80), _arm("adam", 1e-4, 0.90), _arm("sgd", 1e-4, 0.4, pruned=True)]
-    line = _pruned_grey([a.value for a in arms], arms)
+    line = _pruned_grey(arms)
     assert line["cmin"] < 0.80 and line["cmax"] == pytest.approx(0.90)
     assert line["color"][:2] == [0.80, 0.90] and line["color"][2] == line["cmin"]
     grey = [place for place, colour in line["colorscale"] if colour == "#c8c8c8"]

@@ -124,8 +124,11 @@ def _draw(
     if kind in ("confusion", "misclassified"):
         return _predictions(kind, store, run_ids, out, data_dir)
     if kind == "lr":
-        kept = plots.lr_points(store.sweep_runs(sweep))
-        stopped = plots.lr_points(store.sweep_runs(sweep, statuses=("pruned",)))
+        from ..store import TRAINED
+
+        rows = store.sweep_runs(sweep, statuses=TRAINED)
+        kept = plots.lr_points([r for r in rows if r["status"] != "pruned"])
+        stopped = plots.lr_points([r for r in rows if r["status"] == "pruned"])
         return plots.plot_lr_sensitivity(kept, out, pruned=stopped)
     from ..results.studies import sweep_arms
 

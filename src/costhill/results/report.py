@@ -258,9 +258,7 @@ def _search_section(store: Store, sweep: str) -> str:
         " (pruned: of its epochs)" if any(a.pruned for a in arms) else ""
     )
     dimensions.append({"label": label, "values": [a.value for a in arms]})
-    fig = go.Figure(
-        go.Parcoords(line=_pruned_grey([a.value for a in arms], arms), dimensions=dimensions)
-    )
+    fig = go.Figure(go.Parcoords(line=_pruned_grey(arms), dimensions=dimensions))
     fig.update_layout(height=420, margin={"l": 60, "r": 40, "t": 40, "b": 30})
     parts = [_figure_html(fig, "search-parallel")]
     try:
@@ -293,12 +291,12 @@ def _search_section(store: Store, sweep: str) -> str:
     return "\n".join(parts)
 
 
-def _pruned_grey(values: list[float], arms: list[Any]) -> dict[str, Any]:
+def _pruned_grey(arms: list[Any]) -> dict[str, Any]:
     """Parallel coordinates' line colours: Viridis over the arms that ran their course, grey
     (a band below that scale) for the pruned, whose accuracy is not one to rank with theirs."""
     from plotly.colors import sequential
 
-    finished = [v for v, a in zip(values, arms, strict=True) if not a.pruned]
+    finished = [a.value for a in arms if not a.pruned]
     low = min(finished, default=0.0)
     span = (max(finished, default=0.0) - low) or 0.01
     below = low - 0.05 * span
@@ -308,7 +306,7 @@ def _pruned_grey(values: list[float], arms: list[Any]) -> dict[str, Any]:
         [grey_to + (1 - grey_to) * i / (len(viridis) - 1), c] for i, c in enumerate(viridis)
     ]
     return {
-        "color": [below if a.pruned else v for v, a in zip(values, arms, strict=True)],
+        "color": [below if a.pruned else a.value for a in arms],
         "colorscale": scale,
         "cmin": below,
         "cmax": low + span,

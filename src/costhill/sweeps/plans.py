@@ -176,20 +176,15 @@ class _Lines:
 
     def section(self, header: str, index: int) -> int:
         """The line of the ``index``-th ``[[header]]`` table (0 if there is none)."""
-        found = [
-            n
-            for n, line in enumerate(self.lines, start=1)
-            if line.strip().replace(" ", "") == f"[[{header}]]"
-        ]
-        return found[index] if index < len(found) else 0
+        return self._header(f"[[{header}]]", index)
 
     def table(self, name: str) -> int:
         """The line of the ``[name]`` table's header (0 if there is none)."""
-        header = f"[{name}]"
-        return next(
-            (n for n, line in enumerate(self.lines, start=1) if _bare(line) == header),
-            0,
-        )
+        return self._header(f"[{name}]", 0)
+
+    def _header(self, header: str, index: int) -> int:
+        found = [n for n, line in enumerate(self.lines, start=1) if _bare(line) == header]
+        return found[index] if index < len(found) else 0
 
     def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
         if key in self.overridden and not after:
@@ -260,6 +255,11 @@ def _range_values(
     return [int(round(v)) for v in values] if whole else values
 
 
+def whole_within(value: float, values: dict[str, Any]) -> int:
+    """The whole number nearest ``value`` inside the range ``values`` (low and high)."""
+    return min(max(round(value), math.ceil(values["low"])), math.floor(values["high"]))
+
+
 def _bare(line: str) -> str:
     return line.split("#")[0].replace(" ", "").strip()  # a header as written, comment aside
 
@@ -284,9 +284,7 @@ def _draw(values: list[Any] | dict[str, Any], rng: np.random.Generator) -> Any:
         if values["kind"] == "log"
         else rng.uniform(low, high)
     )
-    if values["int"]:  # the nearest whole number inside the range
-        return min(max(round(value), math.ceil(low)), math.floor(high))
-    return float(f"{value:.6g}")
+    return whole_within(value, values) if values["int"] else float(f"{value:.6g}")
 
 
 def _points(
@@ -408,12 +406,11 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
     """The plan's search: its kind, trials, sampler options and pruning rule, all checked."""
     search = raw.get("search", "grid")
     sampler: dict[str, Any] = {}
-    table = isinstance(search, dict)
+    key = "search"
     if isinstance(search, dict):  # [search] with sampler = "tpe" and its options
         sampler = {k: v for k, v in search.items() if k != "sampler"}
-        search = search.get("sampler", "tpe")
+        search, key = search.get("sampler", "tpe"), "sampler"
     if not isinstance(search, str) or search not in ("grid", "random", "tpe"):
-        key = "sampler" if table else "search"
         raise lines.error(key, f"{search!r}: unknown {key}; valid: grid, random, tpe")
     trials = raw.get("trials", 0)
     if search != "grid" and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
@@ -526,7 +523,7 @@ def _check_something_to_search(
 def _lowest(values: list[Any] | dict[str, Any]) -> Any:
     if isinstance(values, list):
         return values[0]
-    return math.ceil(values["low"]) if values["int"] else values["low"]
+    return whole_within(values["low"], values) if values["int"] else values["low"]
 
 
 def _axes(

@@ -43,7 +43,7 @@ from ..errors import ConfigError
 from ..records import EpochRecord, Run
 from ..store import Store
 from .executors import AbstractExecutor, Hooks, InProcess, Returning, SweepReport, Task, Todo
-from .plans import Plan, Search
+from .plans import Plan, Search, whole_within
 
 JOURNAL_SUFFIX = ".optuna.journal"
 
@@ -227,7 +227,7 @@ def _at(values: list[Any] | dict[str, Any], u: float) -> Any:
     else:
         value = low + u * (high - low)
     if values["int"]:
-        return min(max(round(value), math.ceil(low)), math.floor(high))
+        return whole_within(value, values)
     return min(max(_readable(value), low), high)
 
 
