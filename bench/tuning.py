@@ -19,6 +19,7 @@
     python -m bench.tuning overhead 5   # the cached pass five times: the median pass
     costhill sweep optimizers --store grid.db && costhill sweep optimizers-tuned --store tpe.db
     python -m bench.tuning compare grid.db tpe.db
+    python -m bench.tuning asking-ahead 5  # the next trial asked in a thread: hidden or not
     python -m bench.tuning judging      # in this process, then with --workers 2
     python -m bench.tuning seeds grid.db 5  # the tuned twin again with sampler seeds 0 to 4
     python -m bench.tuning seeds grid.db 5 bench/twin-rung2.toml  # the twin judged at epoch 2
@@ -118,6 +119,61 @@ def overhead(trials: int = 60) -> dict[str, float]:
         "sampler_seconds": sampler.seconds,
         "share": timer.seconds / wall,
     }
+
+
+def _run_study_asking_ahead(study: Any, sweep: Any, batch: int) -> None:
+    """``tuning._run_study`` one trial at a time, with trial k+1 asked (its ``ask`` and the
+    sampler's draw in ``suggest``) in a second thread while trial k trains. Trial k is told only
+    once that ask is done, so every ask sees the history it would in the loop as it is, but
+    one tell behind it. Not kept in costhill: measured by ``asking_ahead`` below."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from costhill.sweeps import tuning
+
+    def ask() -> Any:
+        trial = study.ask()
+        tuning.suggest(trial, sweep.search)  # drawn here; the trial's own suggest reads it back
+        return trial
+
+    with ThreadPoolExecutor(1) as pool:
+        coming: Future[Any] | None = pool.submit(ask)
+        while coming is not None:
+            trial = coming.result()
+            coming = pool.submit(ask) if tuning._asked(study) < sweep.search.trials else None
+            tuning._train_trials(sweep, [trial])
+            if coming is not None:
+                coming.result()
+            tuning._tell(study, sweep.store, trial)
+
+
+def asking_ahead(turns: int = 3) -> None:
+    """Whether Optuna's work hides behind the training when the next trial is asked in a thread:
+    the cached pass of ``overhead`` with the loop as it is and with ``_run_study_asking_ahead``,
+    taking turns, in one process; median wall times and their ratio."""
+    from costhill.sweeps import tuning
+
+    os.environ["COSTHILL_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="costhill-xla-")
+    overhead()  # every compilation made before either is timed
+    as_is, original = tuning._run_study, tuning._run_study
+    passes: dict[str, list[dict[str, float]]] = {"as it is": [], "asking ahead": []}
+    for _ in range(turns):
+        for label, loop in (("as it is", as_is), ("asking ahead", _run_study_asking_ahead)):
+            tuning._run_study = loop
+            try:
+                passes[label].append(overhead())
+            finally:
+                tuning._run_study = original
+    median = {
+        label: sorted(runs, key=lambda r: r["wall_seconds"])[len(runs) // 2]
+        for label, runs in passes.items()
+    }
+    for label, run in median.items():
+        print(
+            f"{label}: median of {turns} cached passes {run['wall_seconds']:.2f} s, of it in "
+            f"Optuna's calls {run['optuna_seconds']:.2f} s"
+        )
+    ratio = median["asking ahead"]["wall_seconds"] / median["as it is"]["wall_seconds"]
+    print(f"asking ahead / as it is: {ratio:.3f} of the wall time")
 
 
 def best_per_optimizer(store_path: str, sweep: str) -> tuple[dict[str, float], int, int]:
@@ -340,6 +396,9 @@ def main(argv: list[str]) -> None:
                 f"of those, TPE's sampling {result['sampler_seconds']:.2f} s "
                 f"({1000 * result['sampler_seconds'] / result['trials']:.1f} ms a trial)"
             )
+        return
+    if argv[:1] == ["asking-ahead"]:
+        asking_ahead(int(argv[1]) if len(argv) > 1 else 3)
         return
     if argv[:1] == ["judging"]:
         judging()
