@@ -263,6 +263,14 @@ def test_not_a_store_is_refused_and_left_alone(tmp_path):
         Store(other)
 
 
+def test_an_empty_file_read_as_a_store_is_named_empty_and_left_empty(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreError, match=r"empty\.db: an empty file, with no costhill tables"):
+        Store(empty, read_only=True)
+    assert empty.read_bytes() == b""
+
+
 def test_missing_run_and_missing_store_are_named(store_path):
     with pytest.raises(StoreError, match="no such store"):
         load_run(1, store=store_path)

@@ -157,6 +157,10 @@ class Store(Claims):
             if tables and "meta" not in tables:
                 raise StoreError(f"store {self.path}: an SQLite file, but not a costhill store")
             if read_only:
+                if not tables:  # made by the SQLite of some other tool, or by a sweep a moment ago
+                    raise StoreError(
+                        f"store {self.path}: an empty file, with no costhill tables in it yet"
+                    )
                 if self._version() < SCHEMA_VERSION:  # migrate once, then read as asked
                     self.db.close()
                     Store(self.path).close()
