@@ -305,6 +305,74 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
     assert len({r["config_hash"] for r in runs}) == len(runs)
 
 
+LOST_JOURNAL_PLAN = """\
+name = "lost"
+dataset = "fashion-mnist-sample"
+validation = 300
+model = "logreg"
+batch_size = 100
+epochs = 3
+seeds = [0, 1]
+trials = {trials}
+
+[search]
+sampler = "tpe"
+startup = 2  # TPE itself draws from the third trial on: what it draws depends on the history
+
+[prune]
+rule = "asha"
+
+[[axes.optimizer]]
+name = "sgd"
+lr = {{log = [1e-3, 1e0]}}
+"""
+
+
+def _history(path) -> list[tuple]:
+    """What a study holds of each trial that the sampler or the pruner reads."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.load_study(study_name="lost.sgd", storage=storage)
+    return [
+        (
+            t.number,
+            t.params,
+            t.state.name,
+            t.value,
+            t.intermediate_values,
+            {k: v for k, v in t.system_attrs.items() if k.startswith("completed_rung")},
+        )
+        for t in study.trials
+    ]
+
+
+def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_before(tmp_path):
+    """With the journal deleted, the sweep asks the same points again, finds their runs in the
+    store and tells each trial its epochs from there: the rebuilt study holds what the lost one
+    held (the pruner's rungs too), and goes on to ask the trials the lost one would have."""
+    import shutil
+
+    def plan(trials: int) -> Any:
+        return parse_plan(LOST_JOURNAL_PLAN.format(trials=trials), source="lost.toml")
+
+    kept, lost = tmp_path / "kept.db", tmp_path / "lost.db"
+    with Store(kept) as store:
+        run_plan(plan(5), store)
+    shutil.copy(kept, lost)
+    before = _history(journal_path(Store(kept, read_only=True)))
+    assert {"PRUNED", "COMPLETE"} <= {state for _, _, state, *_ in before}
+    assert any(rungs for *_, rungs in before)  # the pruner judged at a rung
+    with Store(lost) as store:
+        rebuilt = run_plan(plan(5), store)
+        assert (rebuilt.trained, rebuilt.skipped, rebuilt.replayed) == (0, 10, 5)
+        assert _history(journal_path(store)) == before
+        run_plan(plan(7), store)
+        went_on = _history(journal_path(store))
+    with Store(kept) as store:
+        run_plan(plan(7), store)
+        assert _history(journal_path(store)) == went_on
+    assert went_on[5:] != [] and went_on[:5] == before
+
+
 def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store_path):
     small = PLAN.replace("epochs = 3", "epochs = 1").replace("seeds = [0, 1]", "seeds = [0]")
 

@@ -113,6 +113,11 @@ def _print_report(name: str, report: Any) -> None:
         f"sweep {name}: {report.planned} configs · {report.trained} trained · "
         f"{report.skipped} already in the store · "
         + (f"{report.elsewhere} left to another sweep running now · " if report.elsewhere else "")
+        + (
+            f"{_counted(report.replayed, 'trial')} told from runs the store held · "
+            if report.replayed
+            else ""
+        )
         + f"{report.diverged} diverged · "
         + (f"{report.pruned} pruned · " if report.pruned else "")
         + f"{report.wall_seconds:.1f}s wall, {report.training_seconds:.1f}s in runs"

@@ -52,6 +52,7 @@ class SweepReport:
     diverged: int = 0
     pruned: int = 0  # stopped early by a tuning sweep's pruner
     elsewhere: int = 0  # claimed by another sweep running at the same time
+    replayed: int = 0  # tuning trials told their epochs from runs the store already held
     run_ids: list[int] = field(default_factory=list)
     wall_seconds: float = 0.0
     training_seconds: float = 0.0  # compile, train and evaluation time of the runs themselves

@@ -315,11 +315,13 @@ def judged_value(record: EpochRecord, metric: str) -> float:
       >>> judged_value(SimpleNamespace(val_accuracy=None, val_cost=math.nan), "val_cost")
       0.0
     """
-    if metric == "val_cost":
-        cost = record.val_cost
-        return 0.0 if cost is None or not math.isfinite(cost) else math.exp(-cost)
-    accuracy = record.val_accuracy
-    return 0.0 if accuracy is None or not math.isfinite(accuracy) else accuracy
+    return _judged(getattr(record, metric), metric)  # the metric is named as the record's field
+
+
+def _judged(value: float | None, metric: str) -> float:
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return math.exp(-value) if metric == "val_cost" else value
 
 
 class _Judge:
@@ -514,7 +516,27 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
         asked, waiting = waiting[:batch], waiting[batch:]
         _train_trials(sweep, asked)
         for trial in asked:
-            _tell(study, sweep.store, trial)
+            _tell(study, sweep, trial)
+
+
+def _replay(trial: Any, store: Store, rows: list[dict], metric: str) -> bool:
+    """Report to ``trial`` the epochs its stored runs trained that it was never told: runs the
+    store held before the study asked for them (its journal was lost, or another plan trained
+    the same configs), or that ended after a sweep was killed and before it told the trial.
+    Each epoch is judged as ``_Judge`` judges it, the pruner asked after each but the last, so
+    that its rungs and the sampler hold the trial as if it had trained here. Whether any was."""
+    reported = _reported(trial)
+    if max(reported, default=0) >= max(row["epochs"] for row in rows):
+        return False  # the cheap case, every trial trained here: no query of the store
+    values: dict[int, list[float]] = {}
+    for _, epoch, value in store.epoch_rows([row["run_id"] for row in rows], ("epoch", metric)):
+        values.setdefault(epoch, []).append(_judged(value, metric))
+    last = max(row["config"]["epochs"] for row in rows)
+    for epoch in sorted(set(values) - reported):
+        trial.report(sum(values[epoch]) / len(values[epoch]), epoch)
+        if epoch < last:
+            trial.should_prune()  # the store says how the trial ended; this fills the rungs
+    return True
 
 
 def _asked(study: Any) -> int:
@@ -563,16 +585,18 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     sweep.executor.execute(todo, sweep.store, sweep.report, hooks)
 
 
-def _tell(study: Any, store: Store, trial: Any) -> None:
+def _tell(study: Any, sweep: _Sweep, trial: Any) -> None:
     """Tell the study how ``trial`` went, from what the store holds of its runs: pruned, or the
     mean of its seeds' best validation accuracies. A trial whose runs another sweep is training
     right now is left to that sweep to tell."""
     import optuna
 
     hashes = trial.storage.get_trial_user_attrs(trial._trial_id)["config_hashes"]
-    rows = store.latest_runs(hashes)
+    rows = sweep.store.latest_runs(hashes)
     if len(rows) < len(hashes):
         return
+    if _replay(trial, sweep.store, list(rows.values()), sweep.search.prune_metric):
+        sweep.report.replayed += 1
     if any(row["status"] == "pruned" for row in rows.values()):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
