@@ -256,6 +256,12 @@ def test_a_tuning_sweep_stores_pruned_runs_apart_and_never_chooses_them(
     shown = invoke("show", str(pruned[0]["run_id"]), "--store", store_path)
     said = f"pruned after epoch {pruned[0]['epochs']} by asha on validation accuracy (sweep tuned)"
     assert said in shown.stdout.splitlines()[1]
+    for run, expected in (
+        (pruned[0], [{"sweep": "tuned", "pruner": "asha", "metric": "val_accuracy"}]),
+        (finished[0], None),
+    ):
+        shown = invoke("show", str(run["run_id"]), "--store", store_path, "--json")
+        assert json.loads(shown.stdout)["pruned_by"] == expected
     for kind in ("lr", "parallel"):  # pruned arms drawn apart, beside those that ran on
         picture = tmp_path / f"{kind}.png"
         drawn = invoke("plot", kind, "--sweep", "tuned", "--store", store_path, "--out", picture)

@@ -91,7 +91,12 @@ def runs_command(
 @click.command()
 @click.argument("run_id", type=int)
 @STORE_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Config, versions, summary and epochs.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Config, versions, summary, epochs and, for a pruned run, what pruned it (pruned_by).",
+)
 def show(run_id: int, store_path: str, as_json: bool) -> None:
     """Show one run: its full config, versions, summary and every epoch.
 
@@ -106,7 +111,7 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
     with Store(store_path, read_only=True) as store:
         run = store.load(run_id, with_params=False)
         snapshots = store.snapshot_index(run_id)
-        stopped = _pruned_words(store, run) if run.status == "pruned" else None
+        pruners = _pruners(store, run) if run.status == "pruned" else None
     if as_json:
         click.echo(
             json.dumps(
@@ -118,6 +123,12 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
                     "created_at": run.created_at,
                     "epochs_detail": [vars(e) for e in run.epochs],
                     "snapshots": snapshots,
+                    "pruned_by": None
+                    if pruners is None
+                    else [
+                        {"sweep": sweep, **(pruning._asdict() if pruning else {})}
+                        for sweep, pruning in pruners
+                    ],
                 },
                 indent=1,
             )
@@ -125,8 +136,8 @@ def show(run_id: int, store_path: str, as_json: bool) -> None:
         return
     console = make_console()
     console.print(f"[bold]run {run.run_id}[/] · {run.status} · created {run.created_at}")
-    if stopped:
-        console.print(stopped)
+    if pruners is not None:
+        console.print(_pruned_words(pruners, run))
     console.print("config: " + json.dumps(run.config.to_dict()))
     console.print("data: " + json.dumps(run.data))
     console.print("versions: " + json.dumps(run.versions))
@@ -193,12 +204,17 @@ def export_params(run_id: int, out: str, store_path: str) -> None:
 COMMANDS = [runs_command, show, export_params]
 
 
-def _pruned_words(store: Any, run: Any) -> str:
+def _pruners(store: Any, run: Any) -> list[tuple[str, Any]]:
+    """The sweeps that hold a pruned run's config, each with what it pruned by (None where the
+    store is from before version 4, which kept no word of it)."""
+    return [(s, store.sweep_pruning(s)) for s in store.sweeps_of(run.config.config_hash())]
+
+
+def _pruned_words(pruners: list[tuple[str, Any]], run: Any) -> str:
     """Who stopped a pruned run, and when: ``pruned after epoch 2 by asha on validation accuracy
     (sweep t); never compared or chosen``."""
     from ..results.compare import pruned_by
 
-    sweeps = store.sweeps_of(run.config.config_hash())
-    by = " and ".join(f"{pruned_by(store.sweep_pruning(s))} (sweep {s})" for s in sweeps)
+    by = " and ".join(f"{pruned_by(pruning)} (sweep {s})" for s, pruning in pruners)
     epoch = run.epochs[-1].epoch if run.epochs else 0
     return f"pruned after epoch {epoch} by {by or 'a tuning sweep'}; never compared or chosen"
