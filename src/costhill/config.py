@@ -117,6 +117,22 @@ FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _ADDED_LATER: dict[str, Any] = {"snapshots": 0}
 
 
+def flat_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config's settings as a plan names them: each of the optimizer's hyperparameters
+    its own ``opt.NAME``, so that a sweep over Adam's ``b1`` varies ``opt.b1`` (a number, with a
+    range), not one opaque table that also tells the optimizers apart. An optimizer without that
+    hyperparameter has no ``opt.NAME`` at all: the setting is conditional, as in the plan.
+
+    Examples:
+      >>> flat_settings({"optimizer": "adam", "lr": 0.001, "opt": {"b1": 0.9}})
+      {'optimizer': 'adam', 'lr': 0.001, 'opt.b1': 0.9}
+    """
+    flat = {k: v for k, v in config.items() if k != "opt"}
+    opt = config.get("opt") or {}
+    flat.update((f"opt.{k}", v) for k, v in dict(opt).items())
+    return flat
+
+
 def default(name: str) -> Any:
     """The default value of config field ``name``.
 

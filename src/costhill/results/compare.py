@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..config import flat_settings
 from ..errors import StoreError
 from ..store import SearchedRange, Store, SweepPruning
 
@@ -267,25 +268,10 @@ def _at_budget(store: Store, runs: list[dict], kind: str, amount: float) -> dict
     return values
 
 
-def settings(config: dict[str, Any]) -> dict[str, Any]:
-    """A stored config's settings as a plan names them: each of the optimizer's hyperparameters
-    its own ``opt.NAME``, so that a sweep over Adam's ``b1`` varies ``opt.b1`` (a number, with a
-    range), not one opaque table that also tells the optimizers apart. An optimizer without that
-    hyperparameter has no ``opt.NAME`` at all: the setting is conditional, as in the plan.
-
-    >>> settings({"optimizer": "adam", "lr": 0.001, "opt": {"b1": 0.9}})
-    {'optimizer': 'adam', 'lr': 0.001, 'opt.b1': 0.9}
-    """
-    flat = {k: v for k, v in config.items() if k != "opt"}
-    opt = config.get("opt") or {}
-    flat.update((f"opt.{k}", v) for k, v in dict(opt).items())
-    return flat
-
-
 def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
-    """The settings (``settings``, all but the seed) that differ between these stored configs,
-    sorted; an ``opt.NAME`` that some configs lack differs."""
-    flat = [settings(c) for c in configs]
+    """The settings (``flat_settings``, all but the seed) that differ between these stored
+    configs, sorted; an ``opt.NAME`` that some configs lack differs."""
+    flat = [flat_settings(c) for c in configs]
     keys = sorted({k for c in flat for k in c} - {"seed"})
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in flat}) > 1]
 
@@ -293,7 +279,7 @@ def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
 def arm_settings(config: dict[str, Any], varying: list[str]) -> dict[str, Any]:
     """The ``varying`` settings of one arm's config: those it has (an optimizer's hyperparameter
     it lacks is left out, not set to None)."""
-    flat = settings(config)
+    flat = flat_settings(config)
     return {k: flat.get(k) for k in varying if k in flat or not k.startswith("opt.")}
 
 
@@ -321,7 +307,7 @@ def compare(
         )
     configs = [r["config"] for r in runs + pruned_runs]
     varying = varying_settings(configs)
-    known_settings = sorted({k for c in configs for k in settings(c)} - {"seed"})
+    known_settings = sorted({k for c in configs for k in flat_settings(c)} - {"seed"})
     if by not in known_settings:
         raise StoreError(
             f"by {by!r}: not a setting of sweep {sweep!r}, whose arms differ in "
