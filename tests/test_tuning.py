@@ -335,13 +335,14 @@ lr = {{log = [1e-3, 1e0]}}
 
 
 def _history(path) -> list[tuple]:
-    """What a study holds of each trial that the sampler or the pruner reads."""
+    """What a study holds of each trial that the sampler or the pruner reads, its parameters to
+    the 6 digits a config keeps of them (a rebuilt study has only those)."""
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     study = optuna.load_study(study_name="lost.sgd", storage=storage)
     return [
         (
             t.number,
-            t.params,
+            {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in t.params.items()},
             t.state.name,
             t.value,
             t.intermediate_values,
@@ -352,31 +353,36 @@ def _history(path) -> list[tuple]:
 
 
 def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_before(tmp_path):
-    """With the journal deleted, the sweep asks the same points again, finds their runs in the
-    store and tells each trial its epochs from there: the rebuilt study holds what the lost one
-    held (the pruner's rungs too), and goes on to ask the trials the lost one would have."""
+    """With the journal deleted, the sweep's studies are made again from the store: its stored
+    points asked first, each told its epochs from its runs, none trained again. The rebuilt study
+    holds what the lost one held (the pruner's rungs too), and asks the trials the lost one would
+    have asked next, also when the plan asks for more trials at once."""
     import shutil
 
     def plan(trials: int) -> Any:
         return parse_plan(LOST_JOURNAL_PLAN.format(trials=trials), source="lost.toml")
 
-    kept, lost = tmp_path / "kept.db", tmp_path / "lost.db"
+    kept, lost, more = tmp_path / "kept.db", tmp_path / "lost.db", tmp_path / "more.db"
     with Store(kept) as store:
         run_plan(plan(5), store)
+        before = _history(journal_path(store))
     shutil.copy(kept, lost)
-    before = _history(journal_path(Store(kept, read_only=True)))
+    shutil.copy(kept, more)
     assert {"PRUNED", "COMPLETE"} <= {state for _, _, state, *_ in before}
     assert any(rungs for *_, rungs in before)  # the pruner judged at a rung
     with Store(lost) as store:
         rebuilt = run_plan(plan(5), store)
         assert (rebuilt.trained, rebuilt.skipped, rebuilt.replayed) == (0, 10, 5)
         assert _history(journal_path(store)) == before
-        run_plan(plan(7), store)
-        went_on = _history(journal_path(store))
     with Store(kept) as store:
         run_plan(plan(7), store)
-        assert _history(journal_path(store)) == went_on
-    assert went_on[5:] != [] and went_on[:5] == before
+        went_on = _history(journal_path(store))
+    assert len(went_on) == 7 and went_on[:5] == before
+    for path in (lost, more):  # rebuilt by the last run, or by this one
+        with Store(path) as store:
+            report = run_plan(plan(7), store)
+            assert _history(journal_path(store)) == went_on, path.name
+    assert (report.skipped, report.replayed, report.trained) == (10, 5, 4)
 
 
 def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store_path):
@@ -444,6 +450,9 @@ def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why):
             run_plan(more, store)
         assert path.read_bytes() == damaged
         assert len(store.list_runs()) == 2
+        path.rename(path.with_name("aside"))  # as the message says: the store rebuilds it
+        rebuilt = run_plan(more, store)
+        assert (rebuilt.skipped, rebuilt.replayed, rebuilt.trained) == (2, 2, 2)
 
 
 @pytest.mark.parametrize(

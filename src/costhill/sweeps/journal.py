@@ -9,7 +9,8 @@ on a local file system, so no lock is needed. A line written is in the kernel wh
 returns, so a killed sweep loses none; the file is forced to disk when the sweep closes it (and
 by the kernel within seconds). What a power cut could lose, the store knows: a trial asked again
 is drawn again the same (its sampler is seeded by the trials asked before it), and its runs are
-found in the store and told from there, not trained again.
+found in the store and told from there, not trained again; a journal lost whole is made again
+from the store (``tuning.stored_points``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def check_journal(path: str) -> None:
 def _unreadable(path: str, why: str) -> StoreError:
     return StoreError(
         f"journal {path}: not Optuna's ({why}); the file is left as it is: restore it, or "
-        "move it aside to begin the sweep's studies again (the store's runs are kept)"
+        "move it aside and the next run rebuilds its studies from the runs in the store"
     )
 
 

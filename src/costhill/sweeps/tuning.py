@@ -23,7 +23,9 @@ Optuna is driven by ask and tell from this process alone, which also alone write
 study is kept in Optuna's journal file beside the store (``runs.db.optuna.journal``, written by
 ``journal.SweepJournal``), so a killed tuning sweep resumes with the sampler's history: the trials
 it had asked and not told are trained to their end (their runs continue where they stopped)
-before any new one is asked.
+before any new one is asked. The store alone is enough to go on: a study whose journal was lost
+is made again from the runs the store holds (``stored_points``), each trial told its epochs
+from them (``_replay``), so that its pruner's rungs and its sampler's history are as they were.
 """
 
 from __future__ import annotations
@@ -60,9 +62,18 @@ def open_journal(store: Store) -> Any:
     return SweepJournal(str(journal_path(store)))
 
 
-def open_study(search: Search, journal: Any, name: str, *, index: int = 0) -> Any:
+def open_study(
+    search: Search,
+    journal: Any,
+    name: str,
+    *,
+    index: int = 0,
+    stored: Callable[[], list[dict[str, Any]]] = list,
+) -> Any:
     """The study ``name`` of ``search`` (the plan's, or its ``index``-th optimizer's, as
-    ``studies`` gives them) in ``journal``, made if new."""
+    ``studies`` gives them) in ``journal``, made if new: its first trials the points the store
+    already holds runs of (``stored``, as ``stored_points`` finds them: a study whose journal
+    was lost), or else a Latin hypercube."""
     import optuna
     from optuna.storages import JournalStorage
 
@@ -82,15 +93,83 @@ def open_study(search: Search, journal: Any, name: str, *, index: int = 0) -> An
     # its range, and an optimum at the range's edge would be missed by all of them at once.
     asked = len(study.get_trials(deepcopy=False))
     seed = search.sampler["seed"] + 1_000 * index
+    rebuilt = stored()[: search.trials] if asked == 0 else []
     study.sampler = optuna.samplers.TPESampler(
-        seed=seed + asked, n_startup_trials=search.sampler["startup"]
+        # A rebuilt study draws on as the lost one would have after as many trials.
+        seed=seed + asked + len(rebuilt),
+        n_startup_trials=search.sampler["startup"],
     )
     if asked == 0:
         # TPE's startup draws are independent, so a few of them often bunch in one part of a
         # range and miss another: a Latin hypercube puts one in each of as many strata.
-        for point in latin_hypercube(search, min(search.sampler["startup"], search.trials), seed):
+        startup = min(search.sampler["startup"], search.trials)
+        for point in rebuilt or latin_hypercube(search, startup, seed):
             study.enqueue_trial(point)
     return study
+
+
+def stored_points(store: Store, sweep: str, search: Search) -> list[dict[str, Any]]:
+    """The points of ``search`` (one study's, as ``studies`` gives them) whose runs the store
+    holds for ``sweep``, as Optuna's parameters, in the order their trials were asked: what a
+    study whose journal was lost is made again from. A stored arm that no point of the space
+    makes again (trained at another budget, outside a range since narrowed, of another study's
+    optimizer) is left out, and its runs stay in the store."""
+    from ..config import flat_settings
+    from ..store import TRAINED
+
+    points: dict[str, tuple[dict[str, Any], set[str]]] = {}  # by its parameters, as JSON
+    for run in store.sweep_runs(sweep, statuses=TRAINED):  # in the order they were asked
+        params = _params_of(flat_settings(run["config"]), search)
+        if params is not None:
+            key = json.dumps(params, sort_keys=True)
+            points.setdefault(key, (params, set()))[1].add(run["config_hash"])
+    found = []
+    for params, hashes in points.values():
+        made = {config.config_hash() for config in search.configs_for(_point(params, search))}
+        if hashes <= made:  # the very configs the point makes: the parameters were read right
+            found.append(params)
+    return found
+
+
+def _params_of(flat: dict[str, Any], search: Search) -> dict[str, Any] | None:
+    """The parameters, as ``suggest`` asks them, of a stored config's settings (``flat``); None
+    where the config is no point of the space."""
+    params: dict[str, Any] = {}
+    if search.arms:  # a study's one optimizer
+        name = search.arms[0]["fixed"]["optimizer"]
+        if flat.get("optimizer") != name:
+            return None
+        params["optimizer"] = name
+    for parameter, key, values in _dimensions(search):
+        if key not in flat:
+            return None
+        value = flat[key]
+        if isinstance(values, list):
+            if value not in values:
+                return None
+            value = _choices(values)[values.index(value)]
+        elif not values["low"] <= value <= values["high"]:
+            return None
+        params[parameter] = value
+    return params
+
+
+def _point(params: dict[str, Any], search: Search) -> dict[str, Any]:
+    """The point (config keys and values, as ``suggest`` returns it) of Optuna's ``params``."""
+    point = {"optimizer": params["optimizer"]} if search.arms else {}
+    for parameter, key, values in _dimensions(search):
+        value = params[parameter]
+        point[key] = values[_choices(values).index(value)] if isinstance(values, list) else value
+    return point
+
+
+def _dimensions(search: Search) -> list[tuple[str, str, Any]]:
+    """What a study asks: (Optuna's name, the config key, the values) of each of the plan's
+    axes, then of its one optimizer's hyperparameters (a study's, as ``studies`` gives it)."""
+    found = [(key, key, values) for key, values in search.axes.items()]
+    if search.arms:
+        found += _arm_parameters(search.arms[0])
+    return found
 
 
 def space(search: Search) -> dict[str, Any]:
@@ -200,11 +279,10 @@ def latin_hypercube(search: Search, n: int, seed: int) -> list[dict[str, Any]]:
     every stratum drawn once, at a uniform place within it."""
     import numpy as np
 
-    dimensions = list(search.axes.items())
+    dimensions = [(name, values) for name, _, values in _dimensions(search)]
     fixed: dict[str, Any] = {}
     if search.arms:  # a study's one optimizer (``studies``)
         fixed["optimizer"] = search.arms[0]["fixed"]["optimizer"]
-        dimensions += [(name, values) for name, _, values in _arm_parameters(search.arms[0])]
     if n < 1 or not dimensions:
         return []
     # (scipy.stats.qmc has this too, but importing scipy.stats takes most of a second.)
@@ -476,7 +554,8 @@ def tune(
     journal = open_journal(store)
     try:
         for index, (name, search) in enumerate(studies(plan)):
-            study = open_study(search, journal, name, index=index)
+            stored = functools.partial(stored_points, store, plan.name, search)
+            study = open_study(search, journal, name, index=index, stored=stored)
             first = index * search.trials * len(search.seeds)  # its runs' positions in the sweep
             sweep = _Sweep(plan.name, first, search, store, executor, report, hooks, judged)
             _run_study(study, sweep, batch)
