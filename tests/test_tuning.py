@@ -30,6 +30,7 @@ from costhill.sweeps.tuning import (
     judged_value,
     latin_hypercube,
     make_pruner,
+    stored_points,
     studies,
     suggest,
 )
@@ -383,6 +384,60 @@ def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_befor
             report = run_plan(plan(7), store)
             assert _history(journal_path(store)) == went_on, path.name
     assert (report.skipped, report.replayed, report.trained) == (10, 5, 4)
+
+
+STORED_POINTS_PLAN = """\
+name = "points"
+dataset = "fashion-mnist-sample"
+validation = 300
+model = "mlp"
+batch_size = 100
+epochs = {epochs}
+seeds = [0]
+search = "tpe"
+trials = 4
+
+[axes]
+hidden = [[10], [20, 10]]
+
+[[axes.optimizer]]
+name = "adam"
+lr = {{log = [{low}, 1e-1]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("epochs", "low", "kept"),
+    [(1, "1e-4", "all"), (1, "lowest", "all but the lowest rate"), (2, "1e-4", "none")],
+)
+def test_the_stored_points_of_a_study_are_read_back_only_where_the_plan_makes_them(
+    store_path, epochs, low, kept
+):
+    """A study is made again from the store with the very parameters its trials were asked
+    (a list of widths as Optuna's JSON choice): an arm outside a range since narrowed, or
+    trained at another budget, is no point of the plan's space and is left out."""
+    plan = parse_plan(STORED_POINTS_PLAN.format(epochs=1, low="1e-4"), source="points.toml")
+    with Store(store_path) as store:
+        run_plan(plan, store)
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
+        )
+        asked = [
+            t.params for t in optuna.load_study(study_name="points.adam", storage=storage).trials
+        ]
+        rates = sorted(p["adam.lr"] for p in asked)
+        if low == "lowest":
+            low = f"{rates[0] * 1.01:.6g}"
+        now = parse_plan(STORED_POINTS_PLAN.format(epochs=epochs, low=low), source="points.toml")
+        (_, search), *_ = studies(now)
+        found = stored_points(store, "points", search)
+    expected = {
+        "all": asked,
+        "all but the lowest rate": [p for p in asked if p["adam.lr"] != rates[0]],
+        "none": [],
+    }[kept]
+    assert {p["hidden"] for p in asked} == {"[10]", "[20, 10]"}  # Optuna's JSON choices
+    assert found == expected and len(expected) == {"all": 4, "none": 0}.get(kept, 3)
 
 
 def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store_path):
