@@ -126,7 +126,7 @@ def stored_points(store: Store, sweep: str, search: Search) -> list[dict[str, An
     found = []
     for params, hashes in points.values():
         made = {config.config_hash() for config in search.configs_for(_point(params, search))}
-        if hashes <= made:  # the very configs the point makes: the parameters were read right
+        if hashes & made:  # configs the point makes again (at a seed the plan still has)
             found.append(params)
     return found
 
