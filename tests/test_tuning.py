@@ -35,14 +35,20 @@ from costhill.sweeps.tuning import (
     suggest,
 )
 
-PLAN = """\
-name = "tuned"
+# Cheap runs of the sample, shared by the tuning plans below (each adds its name, search, axes).
+SAMPLE_RUNS = """\
 dataset = "fashion-mnist-sample"
 validation = 300
 model = "logreg"
 batch_size = 100
 epochs = 3
 seeds = [0, 1]
+"""
+
+PLAN = (
+    'name = "tuned"\n'
+    + SAMPLE_RUNS
+    + """\
 search = "tpe"
 trials = {trials}
 prune = "{prune}"
@@ -55,6 +61,7 @@ lr = {{log = [1e-3, 1e0]}}
 name = "adam"
 lr = {{log = [1e-4, 1e-1]}}
 """
+)
 
 
 def _plan(trials: int = 4, prune: str = "asha"):
@@ -312,14 +319,10 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
     assert len({r["config_hash"] for r in runs}) == len(runs)
 
 
-LOST_JOURNAL_PLAN = """\
-name = "lost"
-dataset = "fashion-mnist-sample"
-validation = 300
-model = "logreg"
-batch_size = 100
-epochs = 3
-seeds = [0, 1]
+LOST_JOURNAL_PLAN = (
+    'name = "lost"\n'
+    + SAMPLE_RUNS
+    + """\
 trials = {trials}
 
 [search]
@@ -333,6 +336,7 @@ rule = "asha"
 name = "sgd"
 lr = {{log = [1e-3, 1e0]}}
 """
+)
 
 
 def _history(path) -> list[tuple]:
