@@ -388,6 +388,9 @@ def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_befor
             report = run_plan(plan(7), store)
             assert _history(journal_path(store)) == went_on, path.name
     assert (report.skipped, report.replayed, report.trained) == (10, 5, 4)
+    with Store(kept) as store:  # asked for fewer trials than the study holds: none trained
+        fewer = run_plan(plan(5), store)
+    assert (fewer.planned, fewer.skipped, fewer.trained) == (10, 10, 0)
 
 
 STORED_POINTS_PLAN = """\

@@ -586,9 +586,9 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
         optuna.trial.Trial(study, frozen._trial_id)
         for frozen in study.get_trials(deepcopy=False, states=(running,))
     ]
-    told = _asked(study) - len(waiting)
-    sweep.report.skipped += told * len(sweep.search.seeds)  # their runs are in the store
     trials = sweep.search.trials
+    told = min(_asked(study) - len(waiting), trials)  # of this plan's trials: it may ask fewer
+    sweep.report.skipped += told * len(sweep.search.seeds)  # their runs are in the store
     while waiting or _asked(study) < trials:
         while len(waiting) < batch and _asked(study) < trials:
             waiting.append(study.ask())
