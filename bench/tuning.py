@@ -143,7 +143,7 @@ def _run_study_asking_ahead(study: Any, sweep: Any, batch: int) -> None:
             tuning._train_trials(sweep, [trial])
             if coming is not None:
                 coming.result()
-            tuning._tell(study, sweep.store, trial)
+            tuning._tell(study, sweep, trial)
 
 
 def asking_ahead(turns: int = 3) -> None:
