@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +24,7 @@ from costhill.results.studies import export_study, importance
 from costhill.store import Store
 from costhill.sweeps import parse_plan, run_plan
 from costhill.sweeps.tuning import (
+    JOURNAL_SUFFIX,
     _answer,
     _Judge,
     _train_judged,
@@ -781,3 +783,18 @@ def test_a_tpe_study_with_one_point_is_refused_before_training(axes, message):
     text = 'name = "one"\nepochs = 2\nseeds = [0]\nsearch = "tpe"\ntrials = 4\n\n' + axes
     with pytest.raises(ConfigError, match=message):
         parse_plan(text, source="one.toml")
+
+
+def test_a_sweep_rebuilt_from_the_store_says_how_many_trials_it_told_from_there(invoke, tmp_path):
+    plan, store = tmp_path / "lost.toml", tmp_path / "runs.db"
+    plan.write_text(LOST_JOURNAL_PLAN.format(trials=3))
+    first = invoke("sweep", str(plan), "--store", store)
+    assert first.exit_code == 0, first.output
+    assert "told from runs the store held" not in first.stdout
+    Path(f"{store}{JOURNAL_SUFFIX}").unlink()
+    again = invoke("sweep", str(plan), "--store", store)
+    assert again.exit_code == 0, again.output
+    assert (
+        "sweep lost: 6 configs · 0 trained · 6 already in the store · 3 trials told from runs "
+        "the store held · 0 diverged"
+    ) in again.stdout
