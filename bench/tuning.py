@@ -140,10 +140,11 @@ def _run_study_asking_ahead(study: Any, sweep: Any, batch: int) -> None:
         while coming is not None:
             trial = coming.result()
             coming = pool.submit(ask) if tuning._asked(study) < sweep.search.trials else None
+            before = len(sweep.report.run_ids)
             tuning._train_trials(sweep, [trial])
             if coming is not None:
                 coming.result()
-            tuning._tell(study, sweep, trial)
+            tuning._tell(study, sweep, trial, set(sweep.report.run_ids[before:]))
 
 
 def asking_ahead(turns: int = 3) -> None:

@@ -685,6 +685,7 @@ def test_worker_processes_train_batches_of_trials_the_driver_asks_and_tells(stor
     with Store(store_path) as store:
         report = run_plan(plan, store, workers=2)
         assert report.trained == 4 and len(store.list_runs()) == 4
+        assert report.replayed == 0  # trained here, though no worker reported an epoch
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
         )

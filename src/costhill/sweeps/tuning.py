@@ -593,9 +593,11 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
         while len(waiting) < batch and _asked(study) < trials:
             waiting.append(study.ask())
         asked, waiting = waiting[:batch], waiting[batch:]
+        before = len(sweep.report.run_ids)
         _train_trials(sweep, asked)
+        trained = set(sweep.report.run_ids[before:])
         for trial in asked:
-            _tell(study, sweep, trial)
+            _tell(study, sweep, trial, trained)
 
 
 def _replay(trial: Any, store: Store, rows: list[dict], metric: str) -> bool:
@@ -606,7 +608,7 @@ def _replay(trial: Any, store: Store, rows: list[dict], metric: str) -> bool:
     that its rungs and the sampler hold the trial as if it had trained here. Whether any was."""
     reported = _reported(trial)
     if max(reported, default=0) >= max(row["epochs"] for row in rows):
-        return False  # the cheap case, every trial trained here: no query of the store
+        return False  # told every epoch already: no query of the store
     values: dict[int, list[float]] = {}
     for _, epoch, value in store.epoch_rows([row["run_id"] for row in rows], ("epoch", metric)):
         values.setdefault(epoch, []).append(_judged(value, metric))
@@ -664,18 +666,21 @@ def _train_trials(sweep: _Sweep, trials: list[Any]) -> None:
     sweep.executor.execute(todo, sweep.store, sweep.report, hooks)
 
 
-def _tell(study: Any, sweep: _Sweep, trial: Any) -> None:
+def _tell(study: Any, sweep: _Sweep, trial: Any, trained: set[int]) -> None:
     """Tell the study how ``trial`` went, from what the store holds of its runs: pruned, or the
     mean of its seeds' best validation accuracies. A trial whose runs another sweep is training
-    right now is left to that sweep to tell."""
+    right now is left to that sweep to tell. One whose runs none of ``trained`` (the run ids
+    this sweep just trained) is, is first told their epochs from the store (``_replay``)."""
     import optuna
 
     hashes = trial.storage.get_trial_user_attrs(trial._trial_id)["config_hashes"]
     rows = sweep.store.latest_runs(hashes)
     if len(rows) < len(hashes):
         return
-    if _replay(trial, sweep.store, list(rows.values()), sweep.search.prune_metric):
-        sweep.report.replayed += 1
+    stored = list(rows.values())
+    if not any(row["run_id"] in trained for row in stored):
+        if _replay(trial, sweep.store, stored, sweep.search.prune_metric):
+            sweep.report.replayed += 1
     if any(row["status"] == "pruned" for row in rows.values()):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
