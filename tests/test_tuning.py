@@ -332,7 +332,7 @@ sampler = "tpe"
 startup = 2  # TPE itself draws from the third trial on: what it draws depends on the history
 
 [prune]
-rule = "asha"
+{rule}
 
 [[axes.optimizer]]
 name = "sgd"
@@ -359,7 +359,10 @@ def _history(path) -> list[tuple]:
     ]
 
 
-def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_before(tmp_path):
+@pytest.mark.parametrize(
+    "rule", ['rule = "asha"', 'rule = "hyperband"', 'rule = "median"\nstartup = 2']
+)
+def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_before(tmp_path, rule):
     """With the journal deleted, the sweep's studies are made again from the store: its stored
     points asked first, each told its epochs from its runs, none trained again. The rebuilt study
     holds what the lost one held (the pruner's rungs too), and asks the trials the lost one would
@@ -367,7 +370,7 @@ def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_befor
     import shutil
 
     def plan(trials: int) -> Any:
-        return parse_plan(LOST_JOURNAL_PLAN.format(trials=trials), source="lost.toml")
+        return parse_plan(LOST_JOURNAL_PLAN.format(trials=trials, rule=rule), source="lost.toml")
 
     kept, lost, more = tmp_path / "kept.db", tmp_path / "lost.db", tmp_path / "more.db"
     with Store(kept) as store:
@@ -376,7 +379,7 @@ def test_a_lost_journal_is_rebuilt_from_the_store_and_its_study_goes_on_as_befor
     shutil.copy(kept, lost)
     shutil.copy(kept, more)
     assert {"PRUNED", "COMPLETE"} <= {state for _, _, state, *_ in before}
-    assert any(rungs for *_, rungs in before)  # the pruner judged at a rung
+    assert any(rungs for *_, rungs in before) == ("median" not in rule)  # judged at rungs
     with Store(lost) as store:
         rebuilt = run_plan(plan(5), store)
         assert (rebuilt.trained, rebuilt.skipped, rebuilt.replayed) == (0, 10, 5)
@@ -788,7 +791,7 @@ def test_a_tpe_study_with_one_point_is_refused_before_training(axes, message):
 
 def test_a_sweep_rebuilt_from_the_store_says_how_many_trials_it_told_from_there(invoke, tmp_path):
     plan, store = tmp_path / "lost.toml", tmp_path / "runs.db"
-    plan.write_text(LOST_JOURNAL_PLAN.format(trials=3))
+    plan.write_text(LOST_JOURNAL_PLAN.format(trials=3, rule='rule = "asha"'))
     first = invoke("sweep", str(plan), "--store", store)
     assert first.exit_code == 0, first.output
     assert "told from runs the store held" not in first.stdout
