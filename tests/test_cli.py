@@ -328,3 +328,52 @@ def test_tensorboard_events_from_train_sweep_and_export(invoke, store_path, tmp_
         == 0
     )
     assert _scalar_tags(exported)["accuracy/train"] == 2
+
+
+def test_a_sweeps_progress_names_the_best_arm_by_its_seeds_mean():
+    """One lucky seed does not lead: arm A's 0.80 and 0.90 (mean 0.85) fall behind B's 0.88,
+    until B's second seed diverges (it counts 0); a pruned run never leads, however high it
+    got. Each arm is named by the plan's axes too (here its hidden widths)."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from costhill.cli.sweep import _SweepProgress
+    from costhill.config import from_dict
+
+    widths = {0.1: [10], 0.3: [20], 0.9: [30]}
+
+    def run(lr: float, seed: int, accuracy: float | None, status: str = "finished") -> object:
+        values = {"model": "mlp", "optimizer": "sgd", "lr": lr, "seed": seed, "hidden": widths[lr]}
+        config = from_dict(values, source="test")
+        return SimpleNamespace(
+            config=config, status=status, run_id=None, best_validation=lambda: (accuracy, None)
+        )
+
+    class Plan(list):
+        name = "p"
+        axes = ("lr", "hidden")
+
+    shown = _SweepProgress(Console(file=io.StringIO()), Plan(range(6)), None, returned_whole=False)
+    said = []
+    for ended in (
+        run(0.1, 0, 0.80),
+        run(0.3, 0, 0.88),
+        run(0.1, 1, 0.90),
+        run(0.9, 0, 0.99, status="pruned"),
+        run(0.3, 1, None, status="diverged"),
+        None,  # a run skipped (already in the store)
+    ):
+        shown.on_run_end(0, ended)
+        said.append(shown.progress.tasks[shown.overall].fields["info"])
+    a = "sgd lr=0.1 glorot_uniform B=64 hidden=[10]"
+    b = "sgd lr=0.3 glorot_uniform B=64 hidden=[20]"
+    assert said == [
+        f"best arm so far: val acc 0.8000 over 1 seed · {a}",
+        f"best arm so far: val acc 0.8800 over 1 seed · {b}",
+        f"best arm so far: val acc 0.8800 over 1 seed · {b}",
+        f"best arm so far: val acc 0.8800 over 1 seed · {b}",
+        f"best arm so far: val acc 0.8500 over 2 seeds · {a}",
+        f"best arm so far: val acc 0.8500 over 2 seeds · {a}",
+    ]

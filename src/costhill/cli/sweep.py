@@ -202,6 +202,7 @@ class _SweepProgress:
         self.tensorboard = tensorboard
         self.returned_whole = bool(returned_whole)  # runs from workers or Ray come back whole
         self.writers: dict[int, Any] = {}
+        self.arms = _BestArm(loaded.axes)
 
     def on_run_start(self, position: int, config: Any) -> None:
         self.progress.update(
@@ -210,8 +211,7 @@ class _SweepProgress:
             completed=0,
             total=config.epochs if config.max_seconds is None else None,
             visible=True,
-            info=f"{config.optimizer} lr={config.lr:g} {config.init} "
-            f"B={config.batch_size} seed={config.seed}",
+            info=f"{_arm_label(config)} seed={config.seed}",
         )
 
     def on_epoch(self, run: Any, record: Any, costs: Any) -> None:
@@ -230,6 +230,8 @@ class _SweepProgress:
 
     def on_run_end(self, position: int, run: Any) -> None:
         self.progress.advance(self.overall)
+        if run is not None and run.status in ("finished", "diverged"):  # a pruned one never wins
+            self.progress.update(self.overall, info=self.arms.add(run))
         if run is None or not self.tensorboard:
             return
         if run.run_id in self.writers:
@@ -238,6 +240,47 @@ class _SweepProgress:
             from ..results.tensorboard import write_run
 
             write_run(run, self.tensorboard)
+
+
+def _arm_label(config: Any) -> str:
+    return f"{config.optimizer} lr={config.lr:g} {config.init} B={config.batch_size}"
+
+
+class _BestArm:
+    """The best arm (a config but for its seed) of the runs trained so far, by the mean over
+    its seeds of their best validation accuracy (a diverged run's counts 0), as compare and the
+    tuning sweep judge them: one lucky seed does not lead. Named by the usual settings and by
+    the plan's other ``axes``, so that arms apart in a width or an ``opt.b1`` read apart."""
+
+    def __init__(self, axes: tuple[str, ...] = ()) -> None:
+        self.others = [a for a in axes if a not in ("optimizer", "lr", "init", "batch_size")]
+        self.accuracies: dict[str, list[float]] = {}
+        self.labels: dict[str, str] = {}
+        self.best: str | None = None
+
+    def add(self, run: Any) -> str:
+        """Count ``run``; the progress line of the best arm now."""
+        from ..config import flat_settings
+
+        config = run.config.to_dict()
+        key = json.dumps({**config, "seed": None}, sort_keys=True)
+        self.accuracies.setdefault(key, []).append(run.best_validation()[0] or 0.0)
+        flat = flat_settings(config)
+        self.labels[key] = " ".join(
+            [_arm_label(run.config)] + [f"{a}={json.dumps(flat.get(a))}" for a in self.others]
+        )
+        if self.best is None or self._mean(key) > self._mean(self.best):
+            self.best = key
+        elif key == self.best:  # the best arm's mean fell with this seed: another may lead now
+            self.best = max(self.accuracies, key=self._mean)
+        seeds = len(self.accuracies[self.best])
+        return (
+            f"best arm so far: val acc {self._mean(self.best):.4f} over "
+            f"{seeds} seed{'' if seeds == 1 else 's'} · {self.labels[self.best]}"
+        )
+
+    def _mean(self, key: str) -> float:
+        return sum(self.accuracies[key]) / len(self.accuracies[key])
 
 
 @click.command()
