@@ -802,3 +802,23 @@ def test_a_sweep_rebuilt_from_the_store_says_how_many_trials_it_told_from_there(
         "sweep lost: 6 configs · 0 trained · 6 already in the store · 3 trials told from runs "
         "the store held · 0 diverged"
     ) in again.stdout
+
+
+def test_a_new_studys_first_points_are_queued_once_each(tmp_path):
+    """Four strata of a choice of two give each choice twice: queued once each, the other two
+    trials are TPE's own draws, not a config trained again under another trial number."""
+    from costhill.sweeps.journal import SweepJournal
+    from costhill.sweeps.tuning import open_study
+
+    text = LOST_JOURNAL_PLAN.format(trials=4, rule='rule = "none"').replace("startup = 2", "")
+    text = text.replace(
+        "[[axes.optimizer]]", '[axes]\ninit = ["glorot_uniform", "he_normal"]\n\n[[axes.optimizer]]'
+    ).replace("lr = {log = [1e-3, 1e0]}", "lr = 0.1")
+    (name, search), *_ = studies(parse_plan(text, source="lost.toml"))
+    journal = SweepJournal(str(tmp_path / "runs.db.optuna.journal"))
+    try:
+        study = open_study(search, journal, name)
+        queued = [t.system_attrs["fixed_params"]["init"] for t in study.trials]
+    finally:
+        journal.close()
+    assert sorted(queued) == ["glorot_uniform", "he_normal"]

@@ -104,7 +104,9 @@ def open_study(
         # range and miss another: a Latin hypercube puts one in each of as many strata.
         startup = min(search.sampler["startup"], search.trials)
         for point in rebuilt or latin_hypercube(search, startup, seed):
-            study.enqueue_trial(point)
+            # Once each: a space of few choices has fewer points than strata, and a trial of a
+            # point asked before would find its runs stored and be no trial at all.
+            study.enqueue_trial(point, skip_if_exists=True)
     return study
 
 
