@@ -194,6 +194,37 @@ def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
     assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
 
 
+def test_two_tuning_sweeps_of_one_plan_drive_its_one_study(tmp_path, store_path):
+    """Both ask, train and tell trials of the one study in the journal beside the store: each
+    config is trained once, and what one left to the other (a point both asked, if both made
+    the study new at once) is told by the next run, which trains nothing."""
+    import optuna
+
+    from costhill.sweeps.tuning import journal_path
+
+    text = SMALL.format(name="tuned-twice", budget="epochs = 2", seeds="[0, 1]")
+    text = text.replace("lr = [1e-3, 3e-3]", "lr = {log = [1e-4, 1e-1]}")
+    text = text.replace("[axes]", 'search = "tpe"\ntrials = 6\nprune = "asha"\n\n[axes]')
+    plan_file = tmp_path / "tuned.toml"
+    plan_file.write_text(text)
+    with _sweep_processes([plan_file, plan_file], store_path) as processes:
+        for process in processes:
+            assert _finishes(process)
+    with contextlib.closing(sqlite3.connect(store_path)) as db:
+        runs = db.execute("SELECT config_hash, status FROM runs").fetchall()
+        assert db.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+    assert len(runs) == len({h for h, _ in runs}) and {s for _, s in runs} <= {"finished", "pruned"}
+    with Store(store_path) as store:
+        again = run_plan(parse_plan(text, source="tuned.toml"), store)
+        journal = optuna.storages.journal.JournalFileBackend(str(journal_path(store)))
+    assert again.trained == 0
+    trials = optuna.load_study(
+        study_name="tuned-twice.adam", storage=optuna.storages.JournalStorage(journal)
+    ).trials
+    told = [t for t in trials if t.state.is_finished()]
+    assert len(told) >= 6 and not [t for t in trials if t.state.name == "RUNNING"]
+
+
 def test_a_stale_claim_does_not_block(store_path):
     with Store(store_path) as store:
         store.db.execute(
