@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -292,7 +293,7 @@ def _ids(store, row) -> set[int]:
     }
 
 
-def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
+def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path, invoke):
     plan = _plan(trials=4, prune="none")
     epochs_seen = []
 
@@ -311,6 +312,17 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path):
         asked = [(t.number, t.params, t.state.name) for t in first.trials]
         # The fourth is one of the startup points, queued when the study was made.
         assert [state for *_, state in asked] == ["COMPLETE", "COMPLETE", "RUNNING", "WAITING"]
+        journal = journal_path(store).read_bytes()
+        (tmp_path / "tuned.toml").write_text(PLAN.format(trials=4, prune="none"))
+        dry = invoke("sweep", str(tmp_path / "tuned.toml"), "--store", store_path, "--dry-run")
+        best = max(first.trials[:2], key=lambda t: t.value)
+        assert (
+            f"so far in {store_path}: study tuned.sgd: 2 trials told (0 pruned), the plan asks "
+            "for 4; 1 asked and not told, trained first when the sweep runs again; best "
+            f"{best.value:.4f} at sgd.lr={best.params['sgd.lr']:g}"
+        ) in " ".join(dry.stdout.split()), dry.output
+        assert "study tuned.adam: 0 trials told" not in dry.stdout  # not made yet: not listed
+        assert journal_path(store).read_bytes() == journal  # read, nothing written
         run_plan(plan, store)
         runs = store.list_runs()
     resumed = optuna.load_study(study_name="tuned.sgd", storage=storage)
@@ -501,7 +513,7 @@ def test_a_plan_changed_under_a_tuning_sweep_resumes_only_where_optuna_can(store
         (b"\xff\xfe\n", r"can't decode"),
     ],
 )
-def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why):
+def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why, invoke, tmp_path):
     small = PLAN.replace("epochs = 3", "epochs = 1").replace("seeds = [0, 1]", "seeds = [0]")
     plan = parse_plan(small.format(trials=1, prune="none"), source="tuned.toml")
     more = parse_plan(small.format(trials=2, prune="none"), source="tuned.toml")
@@ -515,6 +527,10 @@ def test_a_damaged_journal_is_named_and_left_as_it_is(store_path, tail, why):
         damage = rf"^journal .*: not Optuna's \(line {lines + 1}: .*{why}"
         with pytest.raises(StoreError, match=damage):
             run_plan(more, store)
+        (tmp_path / "tuned.toml").write_text(small.format(trials=2, prune="none"))
+        dry = invoke("sweep", str(tmp_path / "tuned.toml"), "--store", store_path, "--dry-run")
+        assert dry.exit_code != 0 and "Traceback" not in dry.output
+        assert re.search(damage.replace("^", "^Error: "), dry.stderr, re.MULTILINE), dry.output
         assert path.read_bytes() == damaged
         assert len(store.list_runs()) == 2
         path.rename(path.with_name("aside"))  # as the message says: the store rebuilds it

@@ -72,7 +72,7 @@ def sweep(
 
     loaded = load_plan(plan, overrides=parse_set(set_pairs))
     if dry_run:
-        _print_dry_run(loaded)
+        _print_dry_run(loaded, store_path)
         return
     if ray_address:
         check_ray_head(ray_address)  # fail before the store is even created
@@ -124,11 +124,11 @@ def _print_report(name: str, report: Any) -> None:
     )
 
 
-def _print_dry_run(loaded: Any) -> None:
+def _print_dry_run(loaded: Any, store_path: str) -> None:
     out = make_console()
     search = loaded.search
     if search.kind == "tpe":
-        from ..sweeps.tuning import describe_space, studies
+        from ..sweeps.tuning import describe_space, studies, study_states
 
         count = max(1, len(search.arms))
         out.print(
@@ -149,6 +149,8 @@ def _print_dry_run(loaded: Any) -> None:
             out.print(f"study {name}: " + "; ".join(f"{k} {v}" for k, v in asked.items()))
         fixed = {k: v for k, v in search.settings.items() if k not in search.axes}
         out.print("every trial: " + json.dumps(fixed))  # what no study searches
+        for state in study_states(loaded, store_path):  # where a sweep run before left them
+            out.print(_study_words(state, search.trials, store_path))
         return
     out.print(
         f"plan {loaded.name}: {len(loaded)} configs, budget {loaded.budget.kind} "
@@ -156,6 +158,25 @@ def _print_dry_run(loaded: Any) -> None:
     )
     for config in loaded.configs:
         out.print(json.dumps(config.to_dict()))
+
+
+def _study_words(state: Any, trials: int, store_path: str) -> str:
+    """``so far in runs.db: study t.sgd: 3 trials told (2 pruned), the plan asks for 4; 1 asked
+    and not told, trained first when the sweep runs again; best 0.6817 at sgd.lr=0.0339414``."""
+    said = (
+        f"so far in {store_path}: study {state.name}: {_counted(state.told, 'trial')} told "
+        f"({state.pruned} pruned), the plan asks for {trials}"
+    )
+    if state.untold:
+        said += f"; {state.untold} asked and not told, trained first when the sweep runs again"
+    if state.best is None:
+        return said + "; none has run its course"
+    params = " ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in state.best_params.items()
+        if k != "optimizer"
+    )
+    return f"{said}; best {state.best:.4f} at {params or 'its only point'}"
 
 
 def _counted(n: int, word: str) -> str:

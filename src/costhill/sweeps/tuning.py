@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import RunConfig
 from ..data import Dataset
@@ -226,6 +226,54 @@ def check_studies(plan: Plan, store: Store) -> None:
                 _check_space(study, search, sweep=plan.name, where=where)
     finally:
         journal.close()
+
+
+class StudyState(NamedTuple):
+    """Where one study of a tuning sweep stands in its journal."""
+
+    name: str
+    told: int  # trials that ran their course or were pruned
+    pruned: int
+    untold: int  # asked and never told: a killed sweep's, trained first when it is run again
+    best: float | None  # the best told value: a trial's seeds' mean best validation accuracy
+    best_params: dict[str, Any]
+
+
+def study_states(plan: Plan, store_path: str | Path) -> list[StudyState]:
+    """Each of the plan's studies that the journal beside the store at ``store_path`` holds,
+    read without writing anything (no journal yet: none)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from .journal import check_journal
+
+    where = Path(f"{store_path}{JOURNAL_SUFFIX}")
+    if not where.is_file():
+        return []
+    check_journal(str(where))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(where)))  # only read: no lock is taken
+    made = set(optuna.get_all_study_names(storage))
+    states = []
+    for name, _ in studies(plan):
+        if name not in made:
+            continue
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        done = [t for t in trials if t.state.is_finished()]
+        complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
+        best = max(complete, key=lambda t: t.value or 0.0, default=None)
+        states.append(
+            StudyState(
+                name,
+                told=len(done),
+                pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in done),
+                untold=sum(t.state == optuna.trial.TrialState.RUNNING for t in trials),
+                best=None if best is None else best.value,
+                best_params={} if best is None else best.params,
+            )
+        )
+    return states
 
 
 def _check_space(study: Any, search: Search, *, sweep: str, where: Path) -> None:
