@@ -318,7 +318,8 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path, invo
         best = max(first.trials[:2], key=lambda t: t.value)
         assert (
             f"so far in {store_path}: study tuned.sgd: 2 trials told (0 pruned), the plan asks "
-            "for 4; 1 asked and not told, trained first when the sweep runs again; best "
+            "for 4; 1 asked and not told (training now, or, if the sweep was killed, first when it "
+            "runs again); best "
             f"{best.value:.4f} at sgd.lr={best.params['sgd.lr']:g}"
         ) in " ".join(dry.stdout.split()), dry.output
         assert "study tuned.adam: 0 trials told" not in dry.stdout  # not made yet: not listed

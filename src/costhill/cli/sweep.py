@@ -162,13 +162,16 @@ def _print_dry_run(loaded: Any, store_path: str) -> None:
 
 def _study_words(state: Any, trials: int, store_path: str) -> str:
     """``so far in runs.db: study t.sgd: 3 trials told (2 pruned), the plan asks for 4; 1 asked
-    and not told, trained first when the sweep runs again; best 0.6817 at sgd.lr=0.0339414``."""
+    and not told (...); best 0.6817 at sgd.lr=0.0339414``."""
     said = (
         f"so far in {store_path}: study {state.name}: {_counted(state.told, 'trial')} told "
         f"({state.pruned} pruned), the plan asks for {trials}"
     )
     if state.untold:
-        said += f"; {state.untold} asked and not told, trained first when the sweep runs again"
+        said += (
+            f"; {state.untold} asked and not told (training now, or, if the sweep was killed, "
+            "first when it runs again)"
+        )
     if state.best is None:
         return said + "; none has run its course"
     params = " ".join(
