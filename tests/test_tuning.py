@@ -315,7 +315,7 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path, invo
         journal = journal_path(store).read_bytes()
         (tmp_path / "tuned.toml").write_text(PLAN.format(trials=4, prune="none"))
         dry = invoke("sweep", str(tmp_path / "tuned.toml"), "--store", store_path, "--dry-run")
-        best = max(first.trials[:2], key=lambda t: t.value)
+        best = max(first.trials[:2], key=lambda t: t.value or 0.0)
         assert (
             f"so far in {store_path}: study tuned.sgd: 2 trials told (0 pruned), the plan asks "
             "for 4; 1 asked and not told (training now, or, if the sweep was killed, first when it "
