@@ -34,7 +34,7 @@ import dataclasses
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -207,25 +207,9 @@ def check_studies(plan: Plan, store: Store) -> None:
     Optuna's TPE takes the trials already told as they are. Called before anything of the sweep
     is prepared or written (``open_study`` queues a new study's first points), so that a refused
     plan leaves the store and the journal as it found them."""
-    import optuna
-    from optuna.storages import JournalStorage
-
     where = journal_path(store)
-    if not where.exists():
-        return  # no study made yet: nothing to resume (and no journal file made for nothing)
-    from .journal import check_journal
-
-    check_journal(str(where))
-    journal = open_journal(store)
-    try:
-        storage = JournalStorage(journal)
-        made = set(optuna.get_all_study_names(storage))
-        for name, search in studies(plan):
-            if name in made:
-                study = optuna.load_study(study_name=name, storage=storage)
-                _check_space(study, search, sweep=plan.name, where=where)
-    finally:
-        journal.close()
+    for _, search, study in _studies_made(plan, where):
+        _check_space(study, search, sweep=plan.name, where=where)
 
 
 class StudyState(NamedTuple):
@@ -243,23 +227,10 @@ def study_states(plan: Plan, store_path: str | Path) -> list[StudyState]:
     """Each of the plan's studies that the journal beside the store at ``store_path`` holds,
     read without writing anything (no journal yet: none)."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
-    from .journal import check_journal
-
-    where = Path(f"{store_path}{JOURNAL_SUFFIX}")
-    if not where.is_file():
-        return []
-    check_journal(str(where))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(where)))  # only read: no lock is taken
-    made = set(optuna.get_all_study_names(storage))
     states = []
-    for name, _ in studies(plan):
-        if name not in made:
-            continue
-        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    for name, _, study in _studies_made(plan, Path(f"{store_path}{JOURNAL_SUFFIX}")):
+        trials = study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state.is_finished()]
         complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value or 0.0, default=None)
@@ -274,6 +245,27 @@ def study_states(plan: Plan, store_path: str | Path) -> list[StudyState]:
             )
         )
     return states
+
+
+def _studies_made(plan: Plan, where: Path) -> Iterator[tuple[str, Search, Any]]:
+    """The plan's studies (``studies``) that the journal at ``where`` holds, each with its
+    search and its Optuna study, after every line of the journal is checked to be Optuna's.
+    Only read: no journal is made where there is none, and no lock is taken."""
+    if not where.is_file():
+        return  # no study made yet
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from .journal import check_journal
+
+    check_journal(str(where))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(where)))
+    made = set(optuna.get_all_study_names(storage))
+    for name, search in studies(plan):
+        if name in made:
+            yield name, search, optuna.load_study(study_name=name, storage=storage)
 
 
 def _check_space(study: Any, search: Search, *, sweep: str, where: Path) -> None:
@@ -731,8 +723,8 @@ def _tell(study: Any, sweep: _Sweep, trial: Any, trained: set[int]) -> None:
     if not any(row["run_id"] in trained for row in stored):
         if _replay(trial, sweep.store, stored, sweep.search.prune_metric):
             sweep.report.replayed += 1
-    if any(row["status"] == "pruned" for row in rows.values()):
+    if any(row["status"] == "pruned" for row in stored):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
-    best = [row["best_val_accuracy"] or 0.0 for row in rows.values()]
+    best = [row["best_val_accuracy"] or 0.0 for row in stored]
     study.tell(trial, sum(best) / len(best))
