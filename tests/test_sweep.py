@@ -196,8 +196,8 @@ def test_two_sweeps_of_one_plan_train_each_config_once(tmp_path, store_path):
 
 def test_two_tuning_sweeps_of_one_plan_drive_its_one_study(tmp_path, store_path):
     """Both ask, train and tell trials of the one study in the journal beside the store: each
-    config is trained once, and what one left to the other (a point both asked, if both made
-    the study new at once) is told by the next run, which trains nothing."""
+    config is trained once, and a trial one left to the other is told by the next run, which
+    trains nothing."""
     import optuna
 
     from costhill.sweeps.tuning import journal_path

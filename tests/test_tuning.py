@@ -839,3 +839,40 @@ def test_a_new_studys_first_points_are_queued_once_each(tmp_path):
     finally:
         journal.close()
     assert sorted(queued) == ["glorot_uniform", "he_normal"]
+
+
+def test_two_sweeps_making_one_new_study_at_once_queue_its_first_points_once(tmp_path):
+    """Each sweep reads whether the study is new, then queues its first points: the journal is
+    held between the two, so the sweep that comes second finds them queued and queues none.
+    (Each here would queue a point of its own, and reads the store slowly, so that both would
+    read the study new were it not held.)"""
+    import threading
+    import time
+
+    from costhill.sweeps.journal import SweepJournal
+    from costhill.sweeps.tuning import open_study
+
+    text = LOST_JOURNAL_PLAN.format(trials=4, rule='rule = "none"')
+    (name, search), *_ = studies(parse_plan(text, source="lost.toml"))
+    path = str(tmp_path / "runs.db.optuna.journal")
+    queued: list[list[dict[str, Any]]] = []
+
+    def open_one(rate: float) -> None:
+        def slow_store() -> list[dict[str, Any]]:
+            time.sleep(0.3)
+            return [{"sgd.lr": rate}]
+
+        journal = SweepJournal(path)
+        try:
+            study = open_study(search, journal, name, stored=slow_store)
+            queued.append([t.system_attrs["fixed_params"] for t in study.trials])
+        finally:
+            journal.close()
+
+    sweeps = [threading.Thread(target=open_one, args=(rate,)) for rate in (0.01, 0.1)]
+    for sweep in sweeps:
+        sweep.start()
+    for sweep in sweeps:
+        sweep.join(timeout=30)
+    assert len(queued) == 2
+    assert queued[0] == queued[1] and queued[0] in ([{"sgd.lr": 0.01}], [{"sgd.lr": 0.1}])

@@ -15,9 +15,11 @@ from the store (``tuning.stored_points``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
@@ -77,6 +79,18 @@ class SweepJournal(JournalFileBackend):
         data = memoryview(lines.encode("utf-8"))
         while data:  # a regular file takes it in one write unless the disk fills
             data = data[os.write(self._descriptor, data) :]
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the journal from every other ``SweepJournal`` of the file (in any process) until
+        the block ends: for a study's first look, where a sweep that finds it new queues its
+        first points, and another sweep starting at the same moment must find them queued. The
+        lock is advisory and only taken there; appending needs none."""
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Force what was written to disk, and close the file."""

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..config import RunConfig
 from ..data import Dataset
@@ -47,6 +47,9 @@ from ..store import Store
 from .executors import AbstractExecutor, Hooks, InProcess, Returning, SweepReport, Task, Todo
 from .plans import Plan, Search, whole_within
 
+if TYPE_CHECKING:
+    from .journal import SweepJournal
+
 JOURNAL_SUFFIX = ".optuna.journal"
 
 
@@ -55,7 +58,7 @@ def journal_path(store: Store) -> Path:
     return Path(f"{store.path}{JOURNAL_SUFFIX}")
 
 
-def open_journal(store: Store) -> Any:
+def open_journal(store: Store) -> SweepJournal:
     """The store's journal (``journal.SweepJournal``), for ``open_study``; close it after."""
     from .journal import SweepJournal
 
@@ -64,7 +67,7 @@ def open_journal(store: Store) -> Any:
 
 def open_study(
     search: Search,
-    journal: Any,
+    journal: SweepJournal,
     name: str,
     *,
     index: int = 0,
@@ -78,35 +81,37 @@ def open_study(
     from optuna.storages import JournalStorage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep shows its own progress
-    storage = JournalStorage(journal)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        load_if_exists=True,
-        direction="maximize",
-        pruner=make_pruner(search, epochs=int(search.settings["epochs"])),
-    )
+    seed = search.sampler["seed"] + 1_000 * index
+    # Held until the first points are queued: two sweeps starting together would otherwise both
+    # find the study new and both queue them, and train each twice under two trials.
+    with journal.exclusive():
+        study = optuna.create_study(
+            study_name=name,
+            storage=JournalStorage(journal),
+            load_if_exists=True,
+            direction="maximize",
+            pruner=make_pruner(search, epochs=int(search.settings["epochs"])),
+        )
+        asked = len(study.get_trials(deepcopy=False))
+        rebuilt = stored()[: search.trials] if asked == 0 else []
+        if asked == 0:
+            # TPE's startup draws are independent, so a few of them often bunch in one part of
+            # a range and miss another: a Latin hypercube puts one in each of as many strata.
+            startup = min(search.sampler["startup"], search.trials)
+            for point in rebuilt or latin_hypercube(search, startup, seed):
+                # Once each: a space of few choices has fewer points than strata, and a trial of
+                # a point asked before would find its runs stored and be no trial at all.
+                study.enqueue_trial(point, skip_if_exists=True)
     # A sampler's random state is not in the journal: seeded again from the plan's seed alone,
     # a resumed sweep would draw its first points again. Offset by the trials already asked, it
     # draws new ones, and the same history still gives the same draws. Offset by the study's
     # place too: with one seed, every optimizer's first draws would fall at the same place in
     # its range, and an optimum at the range's edge would be missed by all of them at once.
-    asked = len(study.get_trials(deepcopy=False))
-    seed = search.sampler["seed"] + 1_000 * index
-    rebuilt = stored()[: search.trials] if asked == 0 else []
     study.sampler = optuna.samplers.TPESampler(
         # A rebuilt study draws on as the lost one would have after as many trials.
         seed=seed + asked + len(rebuilt),
         n_startup_trials=search.sampler["startup"],
     )
-    if asked == 0:
-        # TPE's startup draws are independent, so a few of them often bunch in one part of a
-        # range and miss another: a Latin hypercube puts one in each of as many strata.
-        startup = min(search.sampler["startup"], search.trials)
-        for point in rebuilt or latin_hypercube(search, startup, seed):
-            # Once each: a space of few choices has fewer points than strata, and a trial of a
-            # point asked before would find its runs stored and be no trial at all.
-            study.enqueue_trial(point, skip_if_exists=True)
     return study
 
 
