@@ -876,3 +876,24 @@ def test_two_sweeps_making_one_new_study_at_once_queue_its_first_points_once(tmp
         sweep.join(timeout=30)
     assert len(queued) == 2
     assert queued[0] == queued[1] and queued[0] in ([{"sgd.lr": 0.01}], [{"sgd.lr": 0.1}])
+
+
+def test_a_journal_on_a_file_system_without_locks_still_opens_its_study(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from costhill.sweeps.journal import SweepJournal
+    from costhill.sweeps.tuning import open_study
+
+    def no_locks(descriptor: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    text = LOST_JOURNAL_PLAN.format(trials=4, rule='rule = "none"')
+    (name, search), *_ = studies(parse_plan(text, source="lost.toml"))
+    journal = SweepJournal(str(tmp_path / "runs.db.optuna.journal"))
+    try:
+        study = open_study(search, journal, name)
+    finally:
+        journal.close()
+    assert len(study.trials) == 2  # the plan's two first points, queued
