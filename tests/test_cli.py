@@ -377,3 +377,39 @@ def test_a_sweeps_progress_names_the_best_arm_by_its_seeds_mean():
         f"best arm so far: val acc 0.8500 over 2 seeds · {a}",
         f"best arm so far: val acc 0.8500 over 2 seeds · {a}",
     ]
+
+
+def test_a_sweeps_progress_names_an_arm_only_by_the_axes_it_has():
+    """In a plan where only SGD searches ``opt.momentum``, an Adam arm is named without it (not
+    as ``opt.momentum=null``), and an SGD arm with it, as compare names them."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from costhill.cli.sweep import _SweepProgress
+    from costhill.config import from_dict
+
+    def run(optimizer: str, accuracy: float, opt: dict[str, float]) -> object:
+        values = {"model": "logreg", "optimizer": optimizer, "lr": 0.01, "opt": opt}
+        return SimpleNamespace(
+            config=from_dict(values, source="test"),
+            status="finished",
+            run_id=None,
+            best_validation=lambda: (accuracy, None),
+        )
+
+    class Plan(list):
+        name = "p"
+        axes = ("optimizer", "lr", "opt.momentum")
+
+    shown = _SweepProgress(Console(file=io.StringIO()), Plan(range(2)), None, returned_whole=False)
+    said = []
+    for ended in (run("sgd", 0.7, {"momentum": 0.9}), run("adam", 0.8, {})):
+        shown.on_run_end(0, ended)
+        said.append(shown.progress.tasks[shown.overall].fields["info"])
+    assert said == [
+        "best arm so far: val acc 0.7000 over 1 seed · sgd lr=0.01 glorot_uniform B=64 "
+        "opt.momentum=0.9",
+        "best arm so far: val acc 0.8000 over 1 seed · adam lr=0.01 glorot_uniform B=64",
+    ]

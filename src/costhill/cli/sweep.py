@@ -274,7 +274,8 @@ class _BestArm:
     """The best arm (a config but for its seed) of the runs trained so far, by the mean over
     its seeds of their best validation accuracy (a diverged run's counts 0), as compare and the
     tuning sweep judge them: one lucky seed does not lead. Named by the usual settings and by
-    the plan's other ``axes``, so that arms apart in a width or an ``opt.b1`` read apart."""
+    the plan's other ``axes`` that it has, so that arms apart in a width or an ``opt.b1`` read
+    apart."""
 
     def __init__(self, axes: tuple[str, ...] = ()) -> None:
         self.others = [a for a in axes if a not in ("optimizer", "lr", "init", "batch_size")]
@@ -290,8 +291,11 @@ class _BestArm:
         key = json.dumps({**config, "seed": None}, sort_keys=True)
         self.accuracies.setdefault(key, []).append(run.best_validation()[0] or 0.0)
         flat = flat_settings(config)
+        # An axis this arm has no setting for (another optimizer's ``opt.momentum``) is left
+        # out, as compare leaves it out, rather than named as null.
         self.labels[key] = " ".join(
-            [_arm_label(run.config)] + [f"{a}={json.dumps(flat.get(a))}" for a in self.others]
+            [_arm_label(run.config)]
+            + [f"{a}={json.dumps(flat[a])}" for a in self.others if a in flat]
         )
         if self.best is None or self._mean(key) > self._mean(self.best):
             self.best = key
