@@ -63,7 +63,9 @@ def test_every_kind_of_plot_is_drawn(invoke, store_copy, tmp_path, args):
     "args,message",
     [
         (("lr", "3"), "plot lr reads a sweep"),
-        (("regimes", "x"), "expected run ids after the kind"),
+        (("regimes", "1", "x"), "expected run ids after the kind"),
+        (("parallel", "hill"), "hill: not a run id; a sweep is named with --sweep"),
+        (("hill",), "(costhill plot costs --sweep hill)"),
         (("confusion", "1", "2"), "plot confusion draws one run"),
         ((), "name runs or --sweep NAME"),
     ],

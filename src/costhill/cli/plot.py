@@ -92,6 +92,11 @@ def _kind_and_runs(args: tuple[str, ...], sweep: str | None) -> tuple[str, list[
     try:
         run_ids = [int(a) for a in rest]
     except ValueError:
+        if len(rest) == 1 and not sweep:  # most often a sweep's name, given as a run
+            raise click.UsageError(
+                f"{rest[0]}: not a run id; a sweep is named with --sweep "
+                f"(costhill plot {kind} --sweep {rest[0]})"
+            ) from None
         raise click.UsageError(
             f"{' '.join(rest)}: expected run ids after the kind ({', '.join(KINDS)})"
         ) from None
