@@ -324,8 +324,12 @@ def test_a_killed_tuning_sweep_resumes_the_same_study(store_path, tmp_path, invo
         ) in " ".join(dry.stdout.split()), dry.output
         assert "study tuned.adam: 0 trials told" not in dry.stdout  # not made yet: not listed
         assert journal_path(store).read_bytes() == journal  # read, nothing written
-        run_plan(plan, store)
+        ended: list[tuple[int, Any]] = []
+        run_plan(plan, store, on_run_end=lambda position, run: ended.append((position, run)))
         runs = store.list_runs()
+    # Every run of the plan is said to have ended once, the two told trials' as skipped.
+    assert sorted(position for position, _ in ended) == list(range(len(plan)))
+    assert [position for position, run in ended if run is None][:4] == [0, 1, 2, 3]
     resumed = optuna.load_study(study_name="tuned.sgd", storage=storage)
     assert [t.number for t in resumed.trials] == [0, 1, 2, 3]  # no trial asked twice
     assert [(t.number, t.params) for t in resumed.trials[:3]] == [(n, p) for n, p, _ in asked[:3]]

@@ -635,7 +635,7 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
     ]
     trials = sweep.search.trials
     told = min(_asked(study) - len(waiting), trials)  # of this plan's trials: it may ask fewer
-    sweep.report.skipped += told * len(sweep.search.seeds)  # their runs are in the store
+    _skip_told(study, sweep, told)
     while waiting or _asked(study) < trials:
         while len(waiting) < batch and _asked(study) < trials:
             waiting.append(study.ask())
@@ -645,6 +645,18 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
         trained = set(sweep.report.run_ids[before:])
         for trial in asked:
             _tell(study, sweep, trial, trained)
+
+
+def _skip_told(study: Any, sweep: _Sweep, told: int) -> None:
+    """Count the runs of the first ``told`` trials the study was told before this sweep as
+    skipped (they are in the store), and say so to the caller run by run, as a grid sweep says
+    it of the configs it finds stored."""
+    seeds = len(sweep.search.seeds)
+    sweep.report.skipped += told * seeds
+    ended = sorted(t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+    for number in ended[:told]:
+        for i in range(seeds):
+            sweep.hooks.end(sweep.first + number * seeds + i, None)
 
 
 def _replay(trial: Any, store: Store, rows: list[dict], metric: str) -> bool:
