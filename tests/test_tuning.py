@@ -557,6 +557,50 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
         parse_plan(text.replace(change, bad), source="tuned.toml")
 
 
+def test_an_option_named_in_both_tables_is_blamed_on_its_own_line():
+    """``startup`` is an option of TPE's ``[search]`` and of the median rule's ``[prune]``: a
+    bad one in ``[prune]`` is its line, not the first ``startup`` in the file."""
+    text = PLAN.format(trials=4, prune="asha").replace('search = "tpe"\n', "")
+    text = text.replace('prune = "asha"\n', "")
+    tables = '[search]\nsampler = "tpe"\nstartup = 2\n\n[prune]\nrule = "median"\nstartup = -1\n'
+    text = text.replace("[[axes.optimizer]]", tables + "\n[[axes.optimizer]]", 1)
+    line = text.splitlines().index("startup = -1") + 1
+    with pytest.raises(ConfigError, match=rf"tuned.toml:{line}: startup: prune median: startup"):
+        parse_plan(text, source="tuned.toml")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"search.seed": -1}, "overrides search.seed: search: seed must be a whole number"),
+        ({"prune.warmup": 2}, "overrides prune.warmup: prune asha has no option 'warmup'"),
+        ({"prune.rule": "sometimes"}, "overrides prune.rule: 'sometimes': unknown rule"),
+        ({"search": "random", "search.startup": 2}, "overrides search.startup: random search "),
+        ({"sampler.seed": 1}, "overrides sampler.seed: unknown plan key; valid: .*search.OPTION"),
+    ],
+)
+def test_a_tables_option_set_from_the_command_line_is_checked_as_if_written(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_plan(PLAN.format(trials=4, prune="asha"), source="tuned.toml", overrides=overrides)
+
+
+def test_a_tables_option_set_from_the_command_line_joins_what_the_plan_says():
+    """``search = "tpe"`` and ``prune = "asha"`` given as names take options from --set as a
+    table would, and a table keeps the options the file gave it."""
+    text = PLAN.format(trials=4, prune="asha")
+    plan = parse_plan(
+        text, source="tuned.toml", overrides={"search.seed": 3, "prune.min_epochs": 2}
+    )
+    assert (plan.search.kind, plan.search.sampler["seed"]) == ("tpe", 3)
+    assert (plan.search.prune, plan.search.prune_options["min_epochs"]) == ("asha", 2)
+    written = text.replace('prune = "asha"\n', "").replace(
+        "[[axes.optimizer]]", '[prune]\nrule = "hyperband"\nreduction = 4\n\n[[axes.optimizer]]', 1
+    )
+    plan = parse_plan(written, source="tuned.toml", overrides={"prune.min_epochs": 2})
+    assert plan.search.prune == "hyperband"
+    assert plan.search.prune_options == {"min_epochs": 2, "reduction": 4}
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
@@ -756,6 +800,9 @@ def test_a_tuning_plans_dry_run_says_its_sampler_pruner_and_every_studys_space(i
         "sweep", "optimizers-tuned", "--dry-run", "--set", "seeds=[0]", "--set", "trials=1"
     )
     assert "9 studies of 1 trial × 1 seed (9 runs)" in one.stdout.splitlines()[0]
+    assert "sampler: TPE, seed 0, its first trial drawn at random, 1 asked" in one.stdout
+    none = invoke("sweep", "optimizers-tuned", "--dry-run", "--set", "search.startup=0")
+    assert "sampler: TPE, seed 0, no Latin hypercube start, 4 asked at a time" in none.stdout
     assert "sampler: TPE, seed 0, its first 4 trials a Latin hypercube, 4 asked at a time" in lines
     assert (
         "pruner: asha from epoch 1, one trial in 3 going on at each rung, judging validation "

@@ -91,7 +91,10 @@ SET_OPTION = click.option(
     "set_pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a plan setting (epochs=1, dataset=fashion-mnist-sample, ...); repeatable.",
+    help=(
+        "Override a plan setting (epochs=1, dataset=fashion-mnist-sample, ...), or an option "
+        "of its [search] or [prune] table (search.seed=3, prune.min_epochs=2); repeatable."
+    ),
 )
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON, no table.")
 

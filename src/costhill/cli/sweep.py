@@ -138,9 +138,12 @@ def _print_dry_run(loaded: Any, store_path: str) -> None:
             f"{loaded.budget.amount:g}"
         )
         sampler = search.sampler
+        start = min(sampler["startup"], search.trials)
+        start_words = {0: "no Latin hypercube start", 1: "its first trial drawn at random"}.get(
+            start, f"its first {start} trials a Latin hypercube"
+        )
         out.print(
-            f"sampler: TPE, seed {sampler['seed']}, its first "
-            f"{min(sampler['startup'], search.trials)} trials a Latin hypercube, "
+            f"sampler: TPE, seed {sampler['seed']}, {start_words}, "
             f"{min(sampler['batch'], search.trials)} asked at a time"
         )
         out.print(f"pruner: {_pruner_words(search)}")

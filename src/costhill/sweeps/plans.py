@@ -98,6 +98,9 @@ PRUNE_OPTIONS: dict[str, dict[str, int]] = {
 # The least a sampler or pruner option may be (any other: 0). A batch of no trials asks
 # nothing, epoch 0 is before any training, and successive halving keeps one trial in
 # ``reduction`` at each rung: Optuna refuses a reduction below 2.
+# The tables an override can reach into (`--set search.seed=3`): each one's kind key, and the
+# kind a plan that leaves the table out has.
+TABLE_NAMES = {"search": ("sampler", "grid"), "prune": ("rule", "none")}
 OPTION_MINIMUMS = {"batch": 1, "min_epochs": 1, "reduction": 2}
 # What a pruner judges a trial's seeds on after each epoch (``[prune] metric``).
 PRUNE_METRICS = ("val_accuracy", "val_cost")
@@ -164,7 +167,8 @@ class _Lines:
     def __init__(self, text: str, source: str, overridden: frozenset[str] = frozenset()) -> None:
         self.lines = text.splitlines()
         self.source = source
-        # Top-level keys whose value came from --set: the file's line for them is not the culprit.
+        # Keys whose value came from --set (top-level, or ``search.seed`` in a table): the
+        # file's line for them is not the culprit.
         self.overridden = overridden
 
     def of(self, key: str, *, after: int = 0) -> int | None:
@@ -186,7 +190,14 @@ class _Lines:
         found = [n for n, line in enumerate(self.lines, start=1) if _bare(line) == header]
         return found[index] if index < len(found) else 0
 
-    def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
+    def error(
+        self, key: str, message: str, *, after: int = 0, table: str | None = None
+    ) -> ConfigError:
+        """The error of ``key`` (an option of the ``[table]`` table, if given) at its line."""
+        if table is not None:
+            if f"{table}.{key}" in self.overridden:
+                return ConfigError(f"overrides {table}.{key}: {message}")
+            after = after or self.table(table)  # [prune]'s startup, not [search]'s
         if key in self.overridden and not after:
             return ConfigError(f"overrides {key}: {message}")
         *tables, name = key.split(".")
@@ -271,8 +282,10 @@ class _Anchored(_Lines):
         self.lines, self.source, self.after = lines.lines, lines.source, after
         self.overridden = lines.overridden
 
-    def error(self, key: str, message: str, *, after: int = 0) -> ConfigError:
-        return super().error(key, message, after=after or self.after)
+    def error(
+        self, key: str, message: str, *, after: int = 0, table: str | None = None
+    ) -> ConfigError:
+        return super().error(key, message, after=after or self.after, table=table)
 
 
 def _draw(values: list[Any] | dict[str, Any], rng: np.random.Generator) -> Any:
@@ -364,14 +377,31 @@ def _read(text: str, *, source: str, overrides: Mapping[str, Any], lines: _Lines
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: not valid TOML: {err}") from None
     valid = ", ".join(sorted(PLAN_KEYS | SETTING_KEYS))
-    for key, value in overrides.items():
-        if key not in PLAN_KEYS | SETTING_KEYS:
-            raise ConfigError(f"overrides {key}: unknown plan key; valid: {valid}")
-        raw[key] = value
+    # A whole key first, then a table's option: `search=random` would otherwise drop a
+    # `search.seed` given before it, rather than be refused for taking none.
+    for key, value in sorted(overrides.items(), key=lambda item: "." in item[0]):
+        table, _, option = key.partition(".")
+        if option and table in TABLE_NAMES:
+            raw[table] = {**_as_table(raw.get(table), table), option: value}
+        elif key not in PLAN_KEYS | SETTING_KEYS:
+            options = ", ".join(f"{t}.OPTION" for t in TABLE_NAMES)
+            raise ConfigError(f"overrides {key}: unknown plan key; valid: {valid}, {options}")
+        else:
+            raw[key] = value
     unknown = sorted(set(raw) - PLAN_KEYS - SETTING_KEYS)
     if unknown:
         raise lines.error(unknown[0], "unknown key; valid top-level keys: " + valid)
     return raw
+
+
+def _as_table(value: Any, table: str) -> dict[str, Any]:
+    """``search = "tpe"`` as ``[search]`` with ``sampler = "tpe"`` (``prune`` likewise with its
+    ``rule``), so that an override can add an option to a plan that names only the kind; a
+    table as it is."""
+    if isinstance(value, dict):
+        return value
+    name, default = TABLE_NAMES[table]
+    return {name: default if value is None else value}
 
 
 def _budget(raw: dict[str, Any], *, lines: _Lines) -> Budget:
@@ -411,13 +441,17 @@ def _search(raw: dict[str, Any], *, lines: _Lines) -> Search:
         sampler = {k: v for k, v in search.items() if k != "sampler"}
         search, key = search.get("sampler", "tpe"), "sampler"
     if not isinstance(search, str) or search not in ("grid", "random", "tpe"):
-        raise lines.error(key, f"{search!r}: unknown {key}; valid: grid, random, tpe")
+        raise lines.error(
+            key, f"{search!r}: unknown {key}; valid: grid, random, tpe", table=_table(key, "search")
+        )
     trials = raw.get("trials", 0)
     if search != "grid" and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise lines.error("trials", f"{search} search needs trials = N (a positive integer)")
     if sampler and search != "tpe":
-        raise lines.error("search", f"{search} search takes no options")
-    options = _options(sampler, SAMPLER_OPTIONS.get(search, {}), key="search", lines=lines)
+        raise lines.error(next(iter(sampler)), f"{search} search takes no options", table="search")
+    options = _options(
+        sampler, SAMPLER_OPTIONS.get(search, {}), key="search", table="search", lines=lines
+    )
     spec = raw.get("prune", "none")
     # `--set prune=none` reads as None (no value), which means what "none" does: no pruning.
     prune, prune_options, metric = _prune("none" if spec is None else spec, lines=lines)
@@ -437,29 +471,44 @@ def _prune(spec: Any, *, lines: _Lines) -> tuple[str, dict[str, int], str]:
         given = {k: v for k, v in spec.items() if k != "rule"}
         spec, key = spec["rule"], "rule"
     if not isinstance(spec, str) or spec not in PRUNE_OPTIONS:  # a table is not a rule's name
-        raise lines.error(key, f"{spec!r}: unknown rule; valid: {', '.join(PRUNE_OPTIONS)}")
+        valid = ", ".join(PRUNE_OPTIONS)
+        raise lines.error(
+            key, f"{spec!r}: unknown rule; valid: {valid}", table=_table(key, "prune")
+        )
     metric = PRUNE_METRICS[0]
     if spec != "none" and "metric" in given:  # "none" judges nothing: _options refuses it there
         metric = given.pop("metric")
         if metric not in PRUNE_METRICS:
             valid = ", ".join(PRUNE_METRICS)
-            raise lines.error("metric", f"prune {spec}: {metric!r}: unknown metric; valid: {valid}")
-    return spec, _options(given, PRUNE_OPTIONS[spec], key=f"prune {spec}", lines=lines), metric
+            message = f"prune {spec}: {metric!r}: unknown metric; valid: {valid}"
+            raise lines.error("metric", message, table="prune")
+    options = _options(given, PRUNE_OPTIONS[spec], key=f"prune {spec}", table="prune", lines=lines)
+    return spec, options, metric
+
+
+def _table(key: str, table: str) -> str | None:
+    """``table`` where ``key`` is one of its options (``sampler``, ``rule``), else None: the
+    plan's top-level ``search`` or ``prune`` itself."""
+    return table if key != table else None
 
 
 def _options(
-    given: dict[str, Any], defaults: dict[str, int], *, key: str, lines: _Lines
+    given: dict[str, Any], defaults: dict[str, int], *, key: str, table: str, lines: _Lines
 ) -> dict[str, int]:
     """``defaults`` updated by ``given``, whose keys must be among them, each a whole number
     of at least its ``OPTION_MINIMUMS``."""
     for option, value in given.items():
         if option not in defaults:
             valid = ", ".join(defaults) or "none"
-            raise lines.error(option, f"{key} has no option {option!r}; valid: {valid}")
+            raise lines.error(
+                option, f"{key} has no option {option!r}; valid: {valid}", table=table
+            )
         least = OPTION_MINIMUMS.get(option, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise lines.error(
-                option, f"{key}: {option} must be a whole number, {least} or more (got {value!r})"
+                option,
+                f"{key}: {option} must be a whole number, {least} or more (got {value!r})",
+                table=table,
             )
     return {**defaults, **given}
 
