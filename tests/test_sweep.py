@@ -837,7 +837,7 @@ def _sweep_rows_and_costs(path, plan, *, cohorts):
     ("url", "reason"),
     [
         ("bogus://x", r"cannot be used \(Can't load plugin: sqlalchemy.dialects:bogus\)$"),
-        ("notaurl", r"cannot be used \(Could not parse SQLAlchemy URL"),
+        ("studies.db", r"not a storage URL; an SQLite file is named sqlite:///studies\.db$"),
         ("sqlite:////no/such/dir/x.db", r"cannot be used \(.*unable to open database file\)$"),
     ],
 )

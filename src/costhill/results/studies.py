@@ -123,6 +123,11 @@ def export_study(store: Store, sweep: str, storage_url: str) -> int:
     from sqlalchemy.exc import SQLAlchemyError  # Optuna's own storage layer: present with it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "://" not in storage_url:  # most often a file's name, meant as an SQLite database
+        raise StoreError(
+            f"storage_url {storage_url}: not a storage URL; an SQLite file is named "
+            f"sqlite:///{storage_url}"
+        )
     arms, varying = sweep_arms(store, sweep)
     try:
         study = optuna.create_study(
