@@ -557,6 +557,19 @@ def test_an_unknown_sampler_or_pruner_is_named(change, message):
         parse_plan(text.replace(change, bad), source="tuned.toml")
 
 
+@pytest.mark.parametrize("budget", ["steps = 40", "examples = 3000", "seconds = 2"])
+def test_a_tpe_plan_over_another_budget_is_refused_naming_it_and_what_takes_it(budget):
+    text = PLAN.format(trials=4, prune="none").replace("epochs = 3\n", budget + "\n")
+    line = text.splitlines().index(budget) + 1
+    kind = budget.split()[0]
+    with pytest.raises(
+        ConfigError,
+        match=rf"tuned.toml:{line}: {kind}: a tpe search needs an "
+        r"epochs budget: .*\(a grid or random search takes this budget\)$",
+    ):
+        parse_plan(text, source="tuned.toml")
+
+
 def test_an_option_named_in_both_tables_is_blamed_on_its_own_line():
     """``startup`` is an option of TPE's ``[search]`` and of the median rule's ``[prune]``: a
     bad one in ``[prune]`` is its line, not the first ``startup`` in the file."""

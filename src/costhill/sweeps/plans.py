@@ -526,7 +526,9 @@ def _tuning(
     """A tpe search with its space and what makes each trial's configs, checked up front."""
     if budget.kind != "epochs":
         raise lines.error(
-            budget.kind, "a tpe search needs an epochs budget (trials are pruned by epoch)"
+            budget.kind,
+            "a tpe search needs an epochs budget: it tells its sampler and pruner each trial "
+            "epoch by epoch (a grid or random search takes this budget)",
         )
     if settings.get("validation") == 0:
         raise lines.error("validation", "a tpe search judges trials on validation: it cannot be 0")
