@@ -619,6 +619,19 @@ def test_compare_cli_shows_an_optimizers_own_hyperparameter_as_its_own_column(
     assert "performance profile: no arm reached the target at every seed" in missed
     assert "opt.b1 " in text.split("within optimizer=adam: ")[1]
     assert "importance (fANOVA over the 6 arms that ran their course: share" in text
+    as_json = invoke(
+        "compare", "--sweep", "betas", "--store", betas_store, "--json", "--importance"
+    )
+    shares = json.loads(as_json.stdout)["importance"]
+    assert (
+        set(shares["overall"]) == {"lr", "optimizer"}
+        and "opt.b1" in shares["within_optimizer"]["adam"]
+    )
+    assert (
+        f"{shares['overall']['lr']:.2f}" in text.split("importance (fANOVA")[1].split("within")[0]
+    )
+    both = invoke("compare", "--sweep", "betas", "--store", betas_store, "--csv", "--importance")
+    assert both.exit_code == 2 and "--importance: the CSV has one row an arm" in both.stderr
     wrong = invoke("compare", "--sweep", "betas", "--store", betas_store, "--by", "b1")
     assert wrong.exit_code != 0 and "Traceback" not in wrong.output
     assert wrong.stderr.splitlines() == [

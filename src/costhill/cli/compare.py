@@ -86,6 +86,8 @@ def compare(
     from ..specs import parse_budget
     from ..store import Store
 
+    if as_csv and importance:
+        raise click.UsageError("--importance: the CSV has one row an arm; --json carries both")
     name = sweep_name_of(plan, sweep_name)
     at = parse_budget(at_budget) if at_budget else None
     with Store(store_path, read_only=True) as store:
@@ -98,7 +100,13 @@ def compare(
             shares = param_importance(store, name)
             within = conditional_importance(store, name)
     if as_json:
-        click.echo(result.to_json())
+        if shares is None:
+            click.echo(result.to_json())
+            return
+        import json
+
+        whole = {**result.to_dict(), "importance": {"overall": shares, "within_optimizer": within}}
+        click.echo(json.dumps(whole, indent=1))
         return
     if as_csv:
         from ..results.compare import arm_rows
