@@ -232,22 +232,10 @@ def judging(workers: int = 2) -> None:
         print(f"| {name} | {' | '.join(shown)} |")
 
 
-def with_sampler_seed(text: str, seed: int) -> str:
-    """A plan's text with its ``[search]`` table given ``seed``."""
-    head, found, tail = text.partition("[search]\n")
-    if not found:
-        raise ValueError("the plan has no [search] table")
-    return f"{head}[search]\nseed = {seed}\n{tail}"
-
-
-def with_prune_metric(text: str, metric: str) -> str:
-    """A plan's text with its ``[prune]`` table judging on ``metric``."""
-    head, found, tail = text.partition("[prune]\n")
-    if not found:
-        raise ValueError("the plan has no [prune] table")
-    table, bracket, rest = tail.partition("\n[")
-    kept = [line for line in table.splitlines() if not line.startswith("metric")]
-    return f'{head}[prune]\nmetric = "{metric}"\n' + "\n".join(kept) + bracket + rest
+def twin_overrides(seed: int, metric: str | None = None) -> dict[str, object]:
+    """What the seeds bench sets in a twin plan, as ``--set`` would: its sampler's seed, and
+    the metric its rungs judge on if given."""
+    return {"search.seed": seed, **({"prune.metric": metric} if metric else {})}
 
 
 def sampler_seeds(
@@ -266,13 +254,12 @@ def sampler_seeds(
     grid, grid_epochs, _ = best_per_optimizer(grid_store, "optimizers")
     bundled = files("costhill").joinpath("plans/optimizers-tuned.toml")
     text = Path(plan_file).read_text() if plan_file else bundled.read_text()
-    if metric:
-        text = with_prune_metric(text, metric)
     found: list[dict[str, float]] = []
     shares: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(seeds):
-            plan = parse_plan(with_sampler_seed(text, seed), source=f"optimizers-tuned.{seed}.toml")
+            overrides = twin_overrides(seed, metric)
+            plan = parse_plan(text, source=f"optimizers-tuned.{seed}.toml", overrides=overrides)
             path = str(Path(folder) / f"{seed}.db")
             with Store(path) as store:
                 run_plan(plan, store)

@@ -314,7 +314,7 @@ def test_the_convolution_bench_times_the_same_network_every_way():
 def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it():
     from importlib.resources import files
 
-    from bench.tuning import with_prune_metric, with_sampler_seed
+    from bench.tuning import twin_overrides
 
     from costhill.sweeps import parse_plan
     from costhill.sweeps.tuning import latin_hypercube, studies
@@ -323,20 +323,22 @@ def test_the_tuned_twin_is_given_each_sampler_seed_and_draws_elsewhere_with_it()
     rung2 = (ROOT / "bench" / "twin-rung2.toml").read_text()
     draws = []
     for seed, plan_text, trials, rung in ((0, text, 4, 1), (3, text, 4, 1), (1, rung2, 3, 2)):
-        plan = parse_plan(with_sampler_seed(plan_text, seed), source="twin.toml")
+        plan = parse_plan(plan_text, source="twin.toml", overrides=twin_overrides(seed))
         name, search = studies(plan)[0]
         assert search.sampler["seed"] == seed and search.prune == "asha"
         assert (search.trials, search.prune_options["min_epochs"]) == (trials, rung)
+        assert (
+            search.sampler["batch"]
+            == parse_plan(plan_text, source="t.toml").search.sampler["batch"]
+        )  # the rest of the table kept
         draws.append(latin_hypercube(search, 4, search.sampler["seed"]))
     assert draws[0] != draws[1]
-    with pytest.raises(ValueError, match=r"\[search\]"):
-        with_sampler_seed('name = "plain"\n', 1)
     # Both twins' rungs judge on validation cost; the bench can judge them on accuracy instead.
     for plan_text in (text, rung2):
         assert parse_plan(plan_text, source="twin.toml").search.prune_metric == "val_cost"
     for plan_text in (text, rung2):
-        on_accuracy = parse_plan(with_prune_metric(plan_text, "val_accuracy"), source="twin.toml")
-        search = on_accuracy.search
+        overrides = twin_overrides(0, "val_accuracy")
+        search = parse_plan(plan_text, source="twin.toml", overrides=overrides).search
         assert search.prune_metric == "val_accuracy" and search.prune == "asha"
         assert search.prune_options == parse_plan(plan_text, source="t.toml").search.prune_options
 
