@@ -116,6 +116,27 @@ def test_the_plan_parser_raises_only_config_errors(text):
     _only_ours(lambda: parse_plan(text, source="fuzz.toml"))
 
 
+TUNED = 'name = "f"\nepochs = 2\nsearch = "tpe"\ntrials = 2\nprune = "asha"\n[axes]\nlr = {log = [1e-3, 1]}\n'
+override_keys = st.sampled_from(
+    ["search", "prune", "search.seed", "search.startup", "search.sampler", "search.", "search.x.y"]
+    + ["prune.rule", "prune.min_epochs", "prune.metric", "prune.reduction", "axes.lr", "epochs"]
+)
+override_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 5), st.floats(allow_nan=True), st.text(max_size=8)
+)
+
+
+@FUZZ
+@given(
+    text=st.sampled_from([TUNED, 'name = "g"\nepochs = 1\n[axes]\nlr = [0.1]\n']),
+    overrides=st.dictionaries(
+        override_keys, override_values | st.lists(override_values), max_size=4
+    ),
+)
+def test_overrides_of_a_plans_tables_raise_only_config_errors(text, overrides):
+    _only_ours(lambda: parse_plan(text, source="fuzz.toml", overrides=overrides))
+
+
 @FUZZ
 @given(spec=st.text(max_size=40), for_bias=st.booleans())
 def test_initializer_specs_raise_only_config_errors(spec, for_bias):
