@@ -116,7 +116,10 @@ def test_the_plan_parser_raises_only_config_errors(text):
     _only_ours(lambda: parse_plan(text, source="fuzz.toml"))
 
 
-TUNED = 'name = "f"\nepochs = 2\nsearch = "tpe"\ntrials = 2\nprune = "asha"\n[axes]\nlr = {log = [1e-3, 1]}\n'
+TUNED = (
+    'name = "f"\nepochs = 2\nsearch = "tpe"\ntrials = 2\nprune = "asha"\n'
+    "[axes]\nlr = {log = [1e-3, 1]}\n"
+)
 override_keys = st.sampled_from(
     ["search", "prune", "search.seed", "search.startup", "search.sampler", "search.", "search.x.y"]
     + ["prune.rule", "prune.min_epochs", "prune.metric", "prune.reduction", "axes.lr", "epochs"]
