@@ -100,12 +100,11 @@ def compare(
             shares = param_importance(store, name)
             within = conditional_importance(store, name)
     if as_json:
-        if shares is None:
-            click.echo(result.to_json())
-            return
         import json
 
-        whole = {**result.to_dict(), "importance": {"overall": shares, "within_optimizer": within}}
+        whole = result.to_dict()
+        if shares is not None:
+            whole["importance"] = {"overall": shares, "within_optimizer": within}
         click.echo(json.dumps(whole, indent=1))
         return
     if as_csv:

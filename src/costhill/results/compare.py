@@ -201,9 +201,6 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
-
 
 def sign_flip_p_value(differences: list[float]) -> float:
     """Two-sided exact p-value of a paired sign-flip permutation test (exact up to 16 pairs)."""

@@ -95,12 +95,12 @@ PRUNE_OPTIONS: dict[str, dict[str, int]] = {
     "hyperband": {"min_epochs": 1, "reduction": 3},
     "median": {"min_epochs": 1, "startup": 5},
 }
-# The least a sampler or pruner option may be (any other: 0). A batch of no trials asks
-# nothing, epoch 0 is before any training, and successive halving keeps one trial in
-# ``reduction`` at each rung: Optuna refuses a reduction below 2.
 # The tables an override can reach into (`--set search.seed=3`): each one's kind key, and the
 # kind a plan that leaves the table out has.
 TABLE_NAMES = {"search": ("sampler", "grid"), "prune": ("rule", "none")}
+# The least a sampler or pruner option may be (any other: 0). A batch of no trials asks
+# nothing, epoch 0 is before any training, and successive halving keeps one trial in
+# ``reduction`` at each rung: Optuna refuses a reduction below 2.
 OPTION_MINIMUMS = {"batch": 1, "min_epochs": 1, "reduction": 2}
 # What a pruner judges a trial's seeds on after each epoch (``[prune] metric``).
 PRUNE_METRICS = ("val_accuracy", "val_cost")

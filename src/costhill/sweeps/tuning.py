@@ -628,14 +628,12 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
     import optuna
 
     running = optuna.trial.TrialState.RUNNING
+    before = study.get_trials(deepcopy=False)
     # The trials a killed sweep asked and never told come first, with their own parameters.
-    waiting = [
-        optuna.trial.Trial(study, frozen._trial_id)
-        for frozen in study.get_trials(deepcopy=False, states=(running,))
-    ]
+    waiting = [optuna.trial.Trial(study, t._trial_id) for t in before if t.state == running]
     trials = sweep.search.trials
-    told = min(_asked(study) - len(waiting), trials)  # of this plan's trials: it may ask fewer
-    _skip_told(study, sweep, told)
+    told = sorted(t.number for t in before if t.state.is_finished())
+    _skip_told(sweep, told[:trials])  # of this plan's trials: it may ask fewer
     while waiting or _asked(study) < trials:
         while len(waiting) < batch and _asked(study) < trials:
             waiting.append(study.ask())
@@ -647,14 +645,13 @@ def _run_study(study: Any, sweep: _Sweep, batch: int) -> None:
             _tell(study, sweep, trial, trained)
 
 
-def _skip_told(study: Any, sweep: _Sweep, told: int) -> None:
-    """Count the runs of the first ``told`` trials the study was told before this sweep as
-    skipped (they are in the store), and say so to the caller run by run, as a grid sweep says
-    it of the configs it finds stored."""
+def _skip_told(sweep: _Sweep, told: list[int]) -> None:
+    """Count the runs of the trials numbered ``told``, told before this sweep, as skipped (they
+    are in the store), and say so to the caller run by run, as a grid sweep says it of the
+    configs it finds stored."""
     seeds = len(sweep.search.seeds)
-    sweep.report.skipped += told * seeds
-    ended = sorted(t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished())
-    for number in ended[:told]:
+    sweep.report.skipped += len(told) * seeds
+    for number in told:
         for i in range(seeds):
             sweep.hooks.end(sweep.first + number * seeds + i, None)
 
